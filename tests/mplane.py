@@ -5,17 +5,18 @@ import os
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-HEAP = "64k"
+from luciole.simulators.micropython import DEFAULT_HEAP, SOURCE_ROOT
+
+VECTOR_DIR = Path(__file__).resolve().parent / "vectors"
 
 
 def run_batch(micropython, vectors, timeout_s=120):
     """Feeds vectors to tests/vectors/runner.py under MicroPython; returns {id: result}."""
-    env = dict(os.environ, MICROPYPATH=f"{REPO}:{REPO / 'tests' / 'vectors'}:.frozen")
-    # raw UTF-8: MicroPython's json does not join \\u surrogate pairs
+    env = dict(os.environ, MICROPYPATH=f"{SOURCE_ROOT}:{VECTOR_DIR}:.frozen")
+    # raw UTF-8: MicroPython's json does not join \u surrogate pairs
     stdin = "".join(json.dumps(v, ensure_ascii=False) + "\n" for v in vectors)
     proc = subprocess.run(
-        [micropython, "-X", f"heapsize={HEAP}", str(REPO / "tests" / "vectors" / "runner.py")],
+        [micropython, "-X", f"heapsize={DEFAULT_HEAP}", str(VECTOR_DIR / "runner.py")],
         input=stdin,
         capture_output=True,
         text=True,
@@ -31,7 +32,7 @@ def run_batch(micropython, vectors, timeout_s=120):
         else:
             other.append(line)
     if proc.returncode != 0:
-        # Vectors without an answer show the interpreter's own failure (MemoryError, ImportError, ...).
+        # vectors left unanswered show the interpreter's own failure (MemoryError, ...)
         crash = (other + proc.stderr.strip().splitlines())[-1:] or [f"exit {proc.returncode}"]
         for v in vectors:
             results.setdefault(v["id"], {"id": v["id"], "error": "Crash", "message": crash[0]})

@@ -1,0 +1,168 @@
+"""The gateway: southbound links in, the durable outbox between, the city broker out."""
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import version
+
+from luciole.protocols import senml
+from luciole.protocols.topics import Topics, is_valid_id
+
+from .config import GatewayConfig
+from .intake import Intake
+from .metrics import Metrics, serve
+from .registry import Device, Registry
+from .serial_port import SerialPort
+from .store import Message, Outbox
+from .uplink import Uplink
+
+log = logging.getLogger("luciole.gateway")
+
+STATUS_EVERY_S = 10.0
+SAVE_REGISTRY_EVERY_S = 30.0
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig):
+        self.config = config
+        self.id = config.id
+        self.topics = Topics(config.site, config.topic_prefix)
+        self.metrics = Metrics()
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        self._db = ThreadPoolExecutor(1, thread_name_prefix="luciole-db")
+        self.outbox = Outbox(config.data_dir / "outbox.db", config.max_messages)
+        self.intake = Intake(self.outbox, self._db)
+        self.registry = Registry(config.data_dir / "registry.db", config.devices)
+        self.uplink = Uplink(
+            config.broker,
+            config.broker.client_id or f"luciole-{config.id}",
+            self.intake,
+            self.metrics,
+            self.topics.build("gateway_status", config.id),
+        )
+        self.ports = [SerialPort(port, self) for port in config.serial]
+        self.since = time.time()
+        self.version = version("luciole")
+        self._background: set[asyncio.Task] = set()
+        self.metrics.queue_depth.set(self.outbox.depth)
+        if config.telemetry_format == "cbor":
+            self._encode, self._content_type = senml.encode_cbor, senml.CONTENT_TYPE_CBOR
+        else:
+            self._encode, self._content_type = senml.encode_json, senml.CONTENT_TYPE_JSON
+
+    async def run(self):
+        server = await serve(self.config.http_listen, self.metrics, self.health)
+        jobs = [self.uplink.run(), self._keep_status(), self._watch_availability()]
+        jobs += [port.run() for port in self.ports]
+        try:
+            async with asyncio.TaskGroup() as group:
+                for job in jobs:
+                    group.create_task(job)
+        finally:
+            server.close()
+            await self._stop()
+
+    async def _stop(self):
+        with contextlib.suppress(Exception):  # best effort: the last will says offline anyway
+            await asyncio.wait_for(self.uplink.retain(*self._status("offline")), 2)
+        self.registry.close()
+        self._db.shutdown(wait=True)
+        self.outbox.close()
+
+    # -- what links call -------------------------------------------------------------------
+
+    async def accept(self, messages: list[Message], link_name: str) -> None:
+        await self.intake.accept(messages)
+        self.metrics.queue_depth.set(self.outbox.depth)
+        self.metrics.dropped.set(self.outbox.dropped)
+
+    def reading(self, device_id, seq, values, time_s, link_name, event=False) -> Message:
+        """A reading from a device turned into the SenML message the city receives."""
+        device = self.registry.devices.get(device_id) or self.registry.announce(
+            device_id, "unknown", link_name, None
+        )
+        self._heard(device, link_name)
+        records = [("seq", seq, None, None), *((n, v, u, None) for n, v, u in values)]
+        base_time = time_s if time_s is not None else round(time.time(), 3)
+        pack = senml.make_pack(f"{device_id}:", records, base_time)
+        return Message(
+            topic=self.topics.build("events" if event else "telemetry", device_id),
+            payload=self._encode(pack),
+            device=device_id,
+            seq=seq,
+            content_type=self._content_type,
+        )
+
+    def hello(self, hello: dict, link_name: str) -> None:
+        device_id = hello.get("id")
+        if not isinstance(device_id, str) or not is_valid_id(device_id):
+            log.warning("%s: HELLO without a valid id: %r", link_name, hello)
+            return
+        device = self.registry.announce(
+            device_id, str(hello.get("role", "unknown")), link_name, hello.get("fw")
+        )
+        log.info("%s: %s (%s) says hello", link_name, device_id, device.kind)
+        self._heard(device, link_name)
+
+    def notice(self, port, event) -> None:
+        kind, frame = event
+        log.info("%s: frame %d %s", port.name, frame.seq, kind)
+
+    def response(self, frame, port) -> None:
+        log.info("%s: response %d", port.name, frame.seq)
+
+    # -- state published for the city ------------------------------------------------------
+
+    def _heard(self, device: Device, link_name: str, **fields):
+        if self.registry.heard(device, link_name, **fields):
+            self._publish_device(device)
+
+    def _publish_device(self, device: Device):
+        topic = self.topics.build("device_status", device.id)
+        payload = json.dumps(device.status(self.id), separators=(",", ":")).encode()
+        self._spawn(self.uplink.retain(topic, payload))
+
+    def _spawn(self, coro):
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _status(self, state: str):
+        status = {
+            "state": state,
+            "version": self.version,
+            "since": round(self.since, 3),
+            "backlog": self.outbox.depth,
+            "dropped": self.outbox.dropped,
+        }
+        topic = self.topics.build("gateway_status", self.id)
+        return topic, json.dumps(status, separators=(",", ":")).encode()
+
+    async def _keep_status(self):
+        while True:
+            await self.uplink.retain(*self._status("online"))
+            await asyncio.sleep(STATUS_EVERY_S)
+
+    async def _watch_availability(self):
+        last_save = time.monotonic()
+        while True:
+            await asyncio.sleep(1.0)
+            for port in self.ports:
+                for device in self.registry.silent(port.name, port.config.silent_after_s):
+                    log.warning("%s: %s is silent, now offline", port.name, device.id)
+                    self._publish_device(device)
+            if time.monotonic() - last_save > SAVE_REGISTRY_EVERY_S:
+                self.registry.save()  # a few rows: not worth a thread hop
+                last_save = time.monotonic()
+
+    def health(self):
+        ok = self.uplink.connected.is_set()
+        detail = {
+            "broker": "connected" if ok else "disconnected",
+            "backlog": self.outbox.depth,
+            "ports": {p.config.port: p.writer is not None for p in self.ports},
+        }
+        return ok, json.dumps(detail).encode()

@@ -1,0 +1,108 @@
+"""Known devices: who they are, their keys, where and when they were last heard.
+
+Kept in SQLite beside the outbox so a restarted gateway remembers them. Devices come from the
+config (BLE sensors with their keys) or announce themselves on a serial link with HELLO (a device
+wired to the gateway is trusted). Availability changes are published retained by the gateway.
+"""
+
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import DeviceConfig
+
+
+@dataclass
+class Device:
+    id: str
+    kind: str
+    mac: str | None = None
+    key: bytes | None = None
+    link: str = ""
+    online: bool = False
+    last_seen: float | None = None
+    battery: float | None = None
+    rssi: int | None = None
+    firmware: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def status(self, gateway_id: str) -> dict:
+        return {
+            "online": self.online,
+            "last_seen": self.last_seen,
+            "battery": self.battery,
+            "rssi": self.rssi,
+            "firmware": self.firmware,
+            "gateway": gateway_id,
+            "link": self.link,
+        }
+
+
+class Registry:
+    def __init__(self, path: Path, configured: tuple[DeviceConfig, ...]):
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS devices (id TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+            "mac TEXT, key BLOB, link TEXT, last_seen REAL, firmware TEXT)"
+        )
+        self.devices: dict[str, Device] = {}
+        for row in self._db.execute(
+            "SELECT id, kind, mac, key, link, last_seen, firmware FROM devices"
+        ):
+            self.devices[row[0]] = Device(*row)
+        for d in configured:  # the config is the authority on kinds, addresses and keys
+            known = self.devices.setdefault(d.id, Device(d.id, d.kind))
+            known.kind, known.mac, known.key = d.kind, d.mac, d.key
+        self.unknown_adverts = 0
+        self.save()
+
+    def by_mac(self, mac: str) -> Device | None:
+        for device in self.devices.values():
+            if device.mac == mac:
+                return device
+        return None
+
+    def announce(self, device_id: str, kind: str, link: str, firmware: str | None) -> Device:
+        device = self.devices.setdefault(device_id, Device(device_id, kind))
+        device.link, device.firmware = link, firmware or device.firmware
+        return device
+
+    def heard(self, device: Device, link: str, **fields) -> bool:
+        """Records that a device spoke; True when its published status should change."""
+        changed = not device.online or device.link != link
+        device.online, device.link, device.last_seen = True, link, time.time()
+        for name, value in fields.items():
+            if value is not None and getattr(device, name) != value:
+                setattr(device, name, value)
+                changed = True
+        return changed
+
+    def silent(self, link_prefix: str, silent_after_s: float) -> list[Device]:
+        """Devices on these links not heard for silent_after_s, now marked offline."""
+        cutoff = time.time() - silent_after_s
+        gone = []
+        for device in self.devices.values():
+            stale = device.last_seen is None or device.last_seen < cutoff
+            if device.online and device.link.startswith(link_prefix) and stale:
+                device.online = False
+                gone.append(device)
+        return gone
+
+    def save(self):
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "kind=excluded.kind, mac=excluded.mac, key=excluded.key, link=excluded.link, "
+                "last_seen=excluded.last_seen, firmware=excluded.firmware",
+                [
+                    (d.id, d.kind, d.mac, d.key, d.link, d.last_seen, d.firmware)
+                    for d in self.devices.values()
+                ],
+            )
+
+    def close(self):
+        self.save()
+        self._db.close()

@@ -1,0 +1,207 @@
+"""The connection to the city broker: one aiomqtt client, reconnected for ever.
+
+While connected it drains the outbox in order with up to `inflight` QoS 1 publishes in flight,
+forgetting each message only after its PUBACK, and keeps the retained states (gateway and device
+status) published. While the broker is away the outbox fills and nothing else waits.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import ssl
+import time
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from .config import BrokerConfig
+from .intake import Intake
+from .metrics import Metrics
+from .store import Message
+
+log = logging.getLogger("luciole.uplink")
+
+PEEK_BATCH = 512
+REMOVE_BATCH = 256
+
+
+class Uplink:
+    def __init__(
+        self, config: BrokerConfig, client_id: str, intake: Intake, metrics: Metrics, will_topic
+    ):
+        self.config = config
+        self.client_id = client_id
+        self.intake = intake
+        self.metrics = metrics
+        self.will_topic = will_topic
+        self.mqtt5 = config.protocol == "mqtt5"
+        self.connected = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
+        self._retained: dict[str, bytes] = {}  # topic -> latest payload, republished on connect
+        self.on_connect = None  # async callback(client), e.g. to subscribe to commands
+
+    def _new_client(self) -> aiomqtt.Client:
+        c = self.config
+        will = aiomqtt.Will(self.will_topic, json.dumps({"state": "offline"}), qos=1, retain=True)
+        tls = None
+        if c.tls:
+            tls = aiomqtt.TLSParameters(
+                ca_certs=str(c.ca_file),
+                certfile=str(c.cert_file) if c.cert_file else None,
+                keyfile=str(c.key_file) if c.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        options = dict(
+            hostname=c.host,
+            port=c.port,
+            identifier=self.client_id,
+            username=c.username,
+            password=c.password,
+            will=will,
+            tls_params=tls,
+            keepalive=c.keepalive_s,
+            timeout=10,
+            max_inflight_messages=c.inflight,
+        )
+        if self.mqtt5:
+            connect = Properties(PacketTypes.CONNECT)
+            connect.SessionExpiryInterval = c.session_expiry_s
+            client = aiomqtt.Client(
+                **options,
+                protocol=aiomqtt.ProtocolVersion.V5,
+                clean_start=False,
+                properties=connect,
+            )
+        else:
+            client = aiomqtt.Client(
+                **options, protocol=aiomqtt.ProtocolVersion.V311, clean_session=False
+            )
+        # a full window of publishes awaiting PUBACK is the normal state, not a warning
+        client.pending_calls_threshold = c.inflight + 16
+        return client
+
+    async def run(self):
+        attempt = 0
+        delay = self.config.reconnect_min_s
+        client = self._new_client()
+        while True:
+            try:
+                async with client:
+                    attempt = 0
+                    self._client = client
+                    self.metrics.reconnects.inc()
+                    self.metrics.broker_connected.set(1)
+                    self.connected.set()
+                    log.info("connected to %s:%d", self.config.host, self.config.port)
+                    for topic, payload in list(self._retained.items()):
+                        await client.publish(topic, payload, qos=1, retain=True)
+                    if self.on_connect is not None:
+                        await self.on_connect(client)
+                    await self._drain(client)
+            except aiomqtt.MqttError as e:
+                attempt += 1
+                # full jitter: a city's gateways must not reconnect in step after a broker restart
+                delay = random.uniform(
+                    0, min(self.config.reconnect_max_s, self.config.reconnect_min_s * 2**attempt)
+                )
+                log.warning(
+                    "broker %s:%d: %s; retrying in %.1f s",
+                    self.config.host,
+                    self.config.port,
+                    e,
+                    delay,
+                )
+            finally:
+                self._client = None
+                self.connected.clear()
+                self.metrics.broker_connected.set(0)
+            await asyncio.sleep(delay)
+
+    async def retain(self, topic: str, payload: bytes) -> None:
+        """Publishes a retained state now if connected, and again after every reconnect."""
+        self._retained[topic] = payload
+        client = self._client
+        if client is not None:
+            with contextlib.suppress(aiomqtt.MqttError):  # republished on reconnect
+                await client.publish(topic, payload, qos=1, retain=True)
+
+    def _properties(self, message: Message):
+        if not self.mqtt5:
+            return None
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = message.content_type
+        props.UserProperty = [("seq", str(message.seq))]
+        return props
+
+    async def _drain(self, client: aiomqtt.Client):
+        outbox, intake = self.intake.outbox, self.intake
+        window = asyncio.Semaphore(self.config.inflight)
+        acked: list[int] = []
+        failed: list[BaseException] = []
+        cursor = 0
+
+        def settled(task: asyncio.Task, message_id: int):
+            window.release()
+            if task.cancelled():
+                return
+            if task.exception() is not None:
+                failed.append(task.exception())
+            else:
+                acked.append(message_id)
+
+        async def forget_acked():
+            if acked:
+                ids = acked[:]
+                del acked[:]
+                await intake.run_db(outbox.remove, ids)
+                self.metrics.published.inc(len(ids))
+                self.metrics.queue_depth.set(outbox.depth)
+
+        pending: set[asyncio.Task] = set()
+        try:
+            while True:
+                if failed:
+                    raise failed[0]
+                intake.committed.clear()
+                batch = await intake.run_db(outbox.peek, cursor, PEEK_BATCH)
+                if not batch:
+                    await forget_acked()
+                    waiter = asyncio.create_task(intake.committed.wait())
+                    await asyncio.wait({waiter}, timeout=0.5 if pending else None)
+                    waiter.cancel()
+                    continue
+                for message in batch:
+                    await window.acquire()
+                    if failed:
+                        window.release()
+                        raise failed[0]
+                    task = asyncio.create_task(
+                        client.publish(
+                            message.topic,
+                            message.payload,
+                            qos=message.qos,
+                            properties=self._properties(message),
+                        )
+                    )
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+                    task.add_done_callback(lambda t, i=message.id: settled(t, i))
+                    if len(acked) >= REMOVE_BATCH:
+                        await forget_acked()
+                cursor = batch[-1].id
+        finally:
+            for task in pending:
+                task.cancel()
+            # what was acknowledged is forgotten even when the connection dropped
+            if acked:
+                await intake.run_db(outbox.remove, acked[:])
+                self.metrics.published.inc(len(acked))
+            self.metrics.queue_depth.set(outbox.depth)
+
+
+def status_payload(**fields) -> bytes:
+    return json.dumps({**fields, "time": round(time.time(), 3)}, separators=(",", ":")).encode()

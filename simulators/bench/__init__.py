@@ -1,0 +1,62 @@
+"""`luciole bench NAME`: speed measured against a baseline run in the same process.
+
+Each bench prints a table for people and ends with one JSON line for machines.
+"""
+
+import importlib
+import json
+import time
+
+BENCHES = {
+    "protocols": "per-operation costs of the wire formats on CPython and MicroPython",
+}
+
+
+def bench_command(subparsers):
+    parser = subparsers.add_parser(
+        "bench",
+        help="measure speed; prints a table and one final JSON line",
+        description="Runs a benchmark. Figures are ratios against a baseline run in the same "
+        "process, so they compare across machines. Benches: "
+        + "; ".join(f"{name}: {what}" for name, what in BENCHES.items()),
+    )
+    parser.add_argument("name", choices=sorted(BENCHES), help="which benchmark")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args):
+    module = importlib.import_module(f"{__name__}.{args.name}")
+    result = module.run()
+    print(json.dumps({"bench": args.name, **result}))
+    return 0
+
+
+def per_call_s(fn, min_time_s=0.2, rounds=3):
+    """Best-of-rounds time of one call, looping long enough to swamp the clock's resolution."""
+    calls = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time_s / 4:
+            break
+        calls *= 4
+    best = elapsed / calls
+    for _ in range(rounds - 1):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best
+
+
+def print_table(headers, rows):
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        pairs = enumerate(zip(row, widths, strict=True))
+        padded = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs]
+        print("  ".join(padded))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))

@@ -1,0 +1,87 @@
+"""A real Mosquitto broker on a free 127.0.0.1 port, for tests, benchmarks and the demo.
+
+It can be killed -9 and restarted on the same port with the same persistence file, as a city
+broker that crashes.
+"""
+
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Mosquitto:
+    def __init__(self, workdir: Path, port: int | None = None, tls: dict | None = None):
+        """tls: {"ca": path, "cert": path, "key": path} requires client certificates."""
+        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.host = "127.0.0.1"
+        self.process: subprocess.Popen | None = None
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            "persistence true",
+            f"persistence_location {self.workdir}/",
+            "max_queued_messages 0",  # no cap for offline persistent sessions
+            "max_inflight_messages 0",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
+        if tls:
+            lines += [
+                f"cafile {tls['ca']}",
+                f"certfile {tls['cert']}",
+                f"keyfile {tls['key']}",
+                "require_certificate true",
+            ]
+        self.config = self.workdir / "mosquitto.conf"
+        self.config.write_text("\n".join(lines) + "\n")
+
+    def start(self, timeout_s=10.0):
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.workdir / "mosquitto.log", "ab"),  # noqa: SIM115
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log = (self.workdir / "mosquitto.log").read_text()[-500:]
+                raise RuntimeError(f"mosquitto exited: {log}")
+            try:
+                socket.create_connection((self.host, self.port), 0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"mosquitto did not listen on {self.port}")
+
+    def kill(self):
+        """kill -9: no goodbye, no final save."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
