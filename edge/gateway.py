@@ -11,6 +11,7 @@ from importlib.metadata import version
 from luciole.protocols import senml
 from luciole.protocols.topics import Topics, is_valid_id
 
+from .ble_scanner import BleScanner
 from .config import GatewayConfig
 from .intake import Intake
 from .metrics import Metrics, serve
@@ -44,6 +45,7 @@ class Gateway:
             self.topics.build("gateway_status", config.id),
         )
         self.ports = [SerialPort(port, self) for port in config.serial]
+        self.ble = BleScanner(config.ble, self) if config.ble.enabled else None
         self.since = time.time()
         self.version = version("luciole")
         self._background: set[asyncio.Task] = set()
@@ -57,6 +59,7 @@ class Gateway:
         server = await serve(self.config.http_listen, self.metrics, self.health)
         jobs = [self.uplink.run(), self._keep_status(), self._watch_availability()]
         jobs += [port.run() for port in self.ports]
+        jobs += [self.ble.run()] if self.ble is not None else []
         try:
             async with asyncio.TaskGroup() as group:
                 for job in jobs:
@@ -153,6 +156,10 @@ class Gateway:
             for port in self.ports:
                 for device in self.registry.silent(port.name, port.config.silent_after_s):
                     log.warning("%s: %s is silent, now offline", port.name, device.id)
+                    self._publish_device(device)
+            if self.ble is not None:
+                for device in self.registry.silent("ble", self.config.ble.silent_after_s):
+                    log.warning("ble: %s is silent, now offline", device.id)
                     self._publish_device(device)
             if time.monotonic() - last_save > SAVE_REGISTRY_EVERY_S:
                 self.registry.save()  # a few rows: not worth a thread hop

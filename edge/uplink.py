@@ -42,6 +42,7 @@ class Uplink:
         self._client: aiomqtt.Client | None = None
         self._retained: dict[str, bytes] = {}  # topic -> latest payload, republished on connect
         self.on_connect = None  # async callback(client), e.g. to subscribe to commands
+        self.on_message = None  # async callback(client, message)
 
     def _new_client(self) -> aiomqtt.Client:
         c = self.config
@@ -86,9 +87,9 @@ class Uplink:
 
     async def run(self):
         attempt = 0
-        delay = self.config.reconnect_min_s
-        client = self._new_client()
         while True:
+            # a fresh client each time: nothing stale from the last connection is resent
+            client = self._new_client()
             try:
                 async with client:
                     attempt = 0
@@ -99,10 +100,10 @@ class Uplink:
                     log.info("connected to %s:%d", self.config.host, self.config.port)
                     for topic, payload in list(self._retained.items()):
                         await client.publish(topic, payload, qos=1, retain=True)
-                    if self.on_connect is not None:
-                        await self.on_connect(client)
-                    await self._drain(client)
-            except aiomqtt.MqttError as e:
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(self._listen(client))
+                        group.create_task(self._drain(client))
+            except* aiomqtt.MqttError as group:
                 attempt += 1
                 # full jitter: a city's gateways must not reconnect in step after a broker restart
                 delay = random.uniform(
@@ -112,7 +113,7 @@ class Uplink:
                     "broker %s:%d: %s; retrying in %.1f s",
                     self.config.host,
                     self.config.port,
-                    e,
+                    group.exceptions[0],
                     delay,
                 )
             finally:
@@ -120,6 +121,14 @@ class Uplink:
                 self.connected.clear()
                 self.metrics.broker_connected.set(0)
             await asyncio.sleep(delay)
+
+    async def _listen(self, client: aiomqtt.Client):
+        """Delivers incoming messages; ends with MqttError when the connection drops."""
+        if self.on_connect is not None:
+            await self.on_connect(client)
+        async for message in client.messages:
+            if self.on_message is not None:
+                await self.on_message(client, message)
 
     async def retain(self, topic: str, payload: bytes) -> None:
         """Publishes a retained state now if connected, and again after every reconnect."""

@@ -1,17 +1,14 @@
 """Real parts for gateway tests: the gateway as its own process, and a city subscriber."""
 
 import asyncio
+import json
 import contextlib
 import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-
-import aiomqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from luciole.protocols import senml
 
@@ -19,13 +16,17 @@ LUCIOLE = str(Path(sys.executable).parent / "luciole")
 
 
 def gateway_config(tmp_path, broker, serial_paths=(), extra="", **gateway):
+    """A gateway.toml for the test; keyword arguments set [gateway] keys."""
+    gateway = {
+        "id": "gw-test",
+        "site": "issy",
+        "data_dir": str(tmp_path / "gw-data"),
+        "http_listen": "127.0.0.1:0",
+        **gateway,
+    }
     lines = [
         "[gateway]",
-        'id = "gw-test"',
-        'site = "issy"',
-        f'data_dir = "{tmp_path / "gw-data"}"',
-        'http_listen = "127.0.0.1:0"',
-        *(f"{k} = {v!r}".replace("'", '"') for k, v in gateway.items()),
+        *(f"{key} = {json.dumps(value)}" for key, value in gateway.items()),
         "[broker]",
         f'host = "{broker.host}"',
         f"port = {broker.port}",
@@ -78,59 +79,58 @@ class Received:
     user_seq: str | None
 
 
-@dataclass
 class Subscriber:
-    """A city integrator: a persistent MQTT 5 session that reconnects for ever."""
+    """A city integrator in its own process: a persistent MQTT 5 session that reconnects for
+    ever and reads as fast as the broker sends, so the test process never slows the broker."""
 
-    broker: object
-    topic_filter: str
-    client_id: str = "city-consumer"
-    messages: list = field(default_factory=list)
-    connected: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def run(self):
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 3600
-        client = aiomqtt.Client(
-            self.broker.host,
-            self.broker.port,
-            identifier=self.client_id,
-            protocol=aiomqtt.ProtocolVersion.V5,
-            clean_start=False,
-            properties=props,
-            timeout=5,
-        )
-        while True:
-            try:
-                async with client:
-                    await client.subscribe(self.topic_filter, qos=1)
-                    self.connected.set()
-                    async for message in client.messages:
-                        self.messages.append(self._received(message))
-            except aiomqtt.MqttError:
-                self.connected.clear()
-                await asyncio.sleep(0.1)
-
-    def _received(self, message):
-        topic = str(message.topic)
-        user = dict(getattr(message.properties, "UserProperty", []) or [])
-        seq = device = None
-        if topic.endswith(("/telemetry", "/events")):
-            records = senml.resolve(senml.decode_cbor(message.payload), 0)
-            device = topic.split("/")[-2]
-            seq = next(int(r["v"]) for r in records if r["n"].endswith(":seq"))
-        return Received(topic, device, seq, message.retain, message.payload, user.get("seq"))
+    def __init__(self, broker, topic_filter, client_id="city-consumer"):
+        self.broker, self.topic_filter, self.client_id = broker, topic_filter, client_id
+        self.out = Path(broker.workdir) / f"{client_id}.tsv"
+        self.messages: list[Received] = []
 
     @contextlib.asynccontextmanager
     async def running(self):
-        task = asyncio.create_task(self.run())
-        await asyncio.wait_for(self.connected.wait(), 10)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(Path(__file__).parent / "city_consumer.py"),
+            self.broker.host,
+            str(self.broker.port),
+            self.client_id,
+            self.topic_filter,
+            str(self.out),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        first = await asyncio.wait_for(process.stdout.readline(), 10)
+        assert first == b"SUBSCRIBED\n", first
+        reader = asyncio.create_task(self._read())
+        self.broker.save()  # the subscription survives a broker crash
         try:
             yield self
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            process.kill()
+            await process.wait()
+            reader.cancel()
+
+    async def _read(self):
+        with open(self.out, "rb") as lines:
+            while True:
+                line = lines.readline()
+                if not line.endswith(b"\n"):  # nothing new yet, or a line half-written
+                    lines.seek(-len(line), 1)
+                    await asyncio.sleep(0.02)
+                    continue
+                topic, user_seq, retain, payload = line.decode().rstrip("\n").split("\t")
+                self.messages.append(received(topic, user_seq or None, retain == "1", payload))
+
+
+def received(topic, user_seq, retained, payload_hex):
+    payload = bytes.fromhex(payload_hex)
+    seq = device = None
+    if topic.endswith(("/telemetry", "/events")):
+        records = senml.resolve(senml.decode_cbor(payload), 0)
+        device = topic.split("/")[-2]
+        seq = next(int(r["v"]) for r in records if r["n"].endswith(":seq"))
+    return Received(topic, device, seq, retained, payload, user_seq)
 
 
 async def wait_until(predicate, timeout_s, what="condition"):

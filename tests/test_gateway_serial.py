@@ -1,11 +1,14 @@
 """The gateway between serial devices (real ptys) and a real Mosquitto, with faults injected."""
 
 import asyncio
+import json
 
 import pytest
 from harness import GatewayProcess, Subscriber, gateway_config, wait_until
 
-from luciole.simulators.mosquitto import Mosquitto
+from luciole.protocols import readings
+from luciole.protocols.link import READING, encode_frame
+from luciole.simulators.mosquitto import Mosquitto, free_port
 from luciole.simulators.serial_device import SerialDevice
 
 TELEMETRY = "luciole/v1/issy/devices/+/telemetry"
@@ -37,6 +40,137 @@ async def test_readings_reach_the_city(tmp_path, broker):
             await asyncio.wait_for(device.send_readings(200), 30)
             await wait_until(lambda: len(city.messages) >= 200, 10, "200 readings")
             check_exactly_once_in_order(city.messages, {"ps-0001": 200})
+    finally:
+        gw.stop()
+        device.unplug()
+
+
+async def test_broker_killed_twice_nothing_lost(tmp_path, broker):
+    """10,000 readings from 4 devices at full speed; the broker is killed -9 twice meanwhile."""
+    devices = [SerialDevice(f"ps-{i:04d}", tmp_path / f"ttyLUC{i}") for i in range(4)]
+    config = gateway_config(tmp_path, broker, [d.path for d in devices])
+    gw = GatewayProcess(config, tmp_path / "gw.log").start()
+    try:
+        async with Subscriber(broker, TELEMETRY).running() as city:
+            senders = asyncio.gather(*(d.send_readings(2500) for d in devices))
+            for threshold in (2000, 6000):
+                await wait_until(lambda t=threshold: len(city.messages) >= t, 60, f"{threshold}")
+                broker.kill()
+                await asyncio.sleep(1.0)  # devices keep sending: the gateway buffers on disk
+                broker.start()
+            await asyncio.wait_for(senders, 120)
+            distinct = lambda: len({(m.device, m.seq) for m in city.messages})  # noqa: E731
+            await wait_until(lambda: distinct() >= 10_000, 60, "all 10,000 readings")
+            check_exactly_once_in_order(city.messages, {d.device_id: 2500 for d in devices})
+    finally:
+        gw.stop()
+        for d in devices:
+            d.unplug()
+
+
+async def test_gateway_killed_mid_stream_loses_nothing(tmp_path, broker):
+    """kill -9 the gateway twice while devices send: what it acknowledged was on disk, and what
+    it had not acknowledged the devices send again."""
+    devices = [SerialDevice(f"ps-{i:04d}", tmp_path / f"ttyLUC{i}") for i in range(2)]
+    gw = GatewayProcess(
+        gateway_config(tmp_path, broker, [d.path for d in devices]), tmp_path / "gw.log"
+    ).start()
+    try:
+        async with Subscriber(broker, TELEMETRY).running() as city:
+            senders = asyncio.gather(*(d.send_readings(3000) for d in devices))
+            for threshold in (1000, 3000):
+                await wait_until(lambda t=threshold: len(city.messages) >= t, 60, f"{threshold}")
+                gw.kill()
+                await asyncio.sleep(0.5)
+                gw.start()
+            await asyncio.wait_for(senders, 120)
+            distinct = lambda: len({(m.device, m.seq) for m in city.messages})  # noqa: E731
+            await wait_until(lambda: distinct() >= 6000, 60, "all 6,000 readings")
+            check_exactly_once_in_order(city.messages, {d.device_id: 3000 for d in devices})
+    finally:
+        gw.stop()
+        for d in devices:
+            d.unplug()
+
+
+async def metrics_text(port):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /metrics HTTP/1.0\r\n\r\n")
+    data = await reader.read()
+    writer.close()
+    return data.decode()
+
+
+def metric(text, name, **labels):
+    """The value of one sample in Prometheus text, 0 when absent."""
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in text.splitlines():
+        key, _, value = line.rpartition(" ")
+        if key == (f"{name}{{{want}}}" if labels else name):
+            return float(value)
+    return 0.0
+
+
+async def test_garbage_on_the_line_is_counted_and_the_stream_continues(tmp_path, broker):
+    device = SerialDevice("ps-0001", tmp_path / "ttyLUC0")
+    http_port = free_port()
+    config = gateway_config(tmp_path, broker, [device.path], http_listen=f"127.0.0.1:{http_port}")
+    gw = GatewayProcess(config, tmp_path / "gw.log").start()
+    try:
+        async with Subscriber(broker, TELEMETRY).running() as city:
+            await asyncio.wait_for(device.send_readings(100), 30)
+            good = encode_frame(READING, 60000, readings.encode("ps-0001", 9999, [("x", 1, None)]))
+            corrupted = bytearray(good)
+            corrupted[5] ^= 0x40
+            device.inject(b"\x00\x13\x37garbage\xff\xfe\x00")  # noise between frames
+            device.inject(bytes(corrupted))  # CRC mismatch
+            device.inject(good[: len(good) // 2] + b"\x00")  # truncated
+            device.inject(b"\x01" * 3000 + b"\x00")  # longer than any frame
+            await asyncio.wait_for(device.send_readings(100, first_seq=100), 30)
+            await wait_until(lambda: len(city.messages) >= 200, 10, "200 readings")
+            check_exactly_once_in_order(city.messages, {"ps-0001": 200})
+            assert all(m.seq != 9999 for m in city.messages), "a damaged frame was published"
+            text = await metrics_text(http_port)
+            port = str(device.path)
+            rejected = sum(
+                metric(text, "luciole_link_errors_total", port=port, reason=r)
+                for r in ("crc", "cobs", "truncated", "oversized", "version", "type", "flags")
+            )
+            assert rejected >= 4, text
+            assert metric(text, "luciole_link_frames_total", port=port) >= 200
+    finally:
+        gw.stop()
+        device.unplug()
+
+
+async def test_unplugged_device_is_picked_up_again_and_silence_means_offline(tmp_path, broker):
+    device = SerialDevice("ps-0001", tmp_path / "ttyLUC0")
+    config = gateway_config(tmp_path, broker, [device.path])
+    config.write_text(
+        config.read_text().replace(
+            f'port = "{device.path}"', f'port = "{device.path}"\nsilent_after_s = 1.5'
+        )
+    )
+    gw = GatewayProcess(config, tmp_path / "gw.log").start()
+    status = "luciole/v1/issy/devices/ps-0001/status"
+    try:
+        async with Subscriber(broker, "luciole/v1/issy/devices/#").running() as city:
+            await asyncio.wait_for(device.send_readings(50), 30)
+            device.unplug()
+            await asyncio.sleep(1.0)
+            device.replug()  # the same path, a new pty: as a USB device plugged back
+            await asyncio.wait_for(device.send_readings(50, first_seq=50), 30)
+            seqs = lambda: {m.seq for m in city.messages if m.topic.endswith("/telemetry")}  # noqa: E731
+            await wait_until(lambda: len(seqs()) >= 100, 10, "all readings")
+
+            def last_status():
+                found = [json.loads(m.payload) for m in city.messages if m.topic == status]
+                return found[-1] if found else None
+
+            await wait_until(lambda: (last_status() or {}).get("online") is False, 10, "offline")
+            assert last_status()["gateway"] == "gw-test"
+            await asyncio.wait_for(device.send_readings(1, first_seq=100), 30)
+            await wait_until(lambda: last_status()["online"] is True, 10, "online again")
     finally:
         gw.stop()
         device.unplug()

@@ -52,7 +52,11 @@ def per_call_s(fn, min_time_s=0.2, rounds=3):
 
 
 def print_table(headers, rows):
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    """Prints rows under headers: the first column left-aligned, the others right-aligned (numbers
+    are best passed already formatted); None prints as "-"."""
+    cells = [[str(h) for h in headers]] + [
+        ["-" if c is None else str(c) for c in row] for row in rows
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for n, row in enumerate(cells):
         pairs = enumerate(zip(row, widths, strict=True))
