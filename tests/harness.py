@@ -1,8 +1,8 @@
 """Real parts for gateway tests: the gateway as its own process, and a city subscriber."""
 
 import asyncio
-import json
 import contextlib
+import json
 import os
 import signal
 import subprocess
