@@ -9,9 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 
 from luciole.protocols import senml
+from luciole.protocols.errors import DecodeError
 from luciole.protocols.topics import Topics, is_valid_id
 
 from .ble_scanner import BleScanner
+from .commands import Commands
 from .config import GatewayConfig
 from .intake import Intake
 from .metrics import Metrics, serve
@@ -45,6 +47,9 @@ class Gateway:
             self.topics.build("gateway_status", config.id),
         )
         self.ports = [SerialPort(port, self) for port in config.serial]
+        self.commands = Commands(self)
+        self.uplink.on_connect = self.commands.subscribe
+        self.uplink.on_message = self.commands.on_message
         self.ble = BleScanner(config.ble, self) if config.ble.enabled else None
         self.since = time.time()
         self.version = version("luciole")
@@ -112,16 +117,29 @@ class Gateway:
 
     def notice(self, port, event) -> None:
         kind, frame = event
-        log.info("%s: frame %d %s", port.name, frame.seq, kind)
+        if kind != "delivered":
+            log.warning("%s: frame %d of type %d %s", port.name, frame.seq, frame.type, kind)
 
     def response(self, frame, port) -> None:
-        log.info("%s: response %d", port.name, frame.seq)
+        self._spawn(self._response(frame.body, port))
+
+    async def _response(self, body, port):
+        try:
+            await self.commands.response(body)
+        except DecodeError as e:
+            log.warning("%s: bad RESPONSE: %s", port.name, e)
+
+    def port_for(self, device: Device):
+        return next((p for p in self.ports if p.name == device.link), None)
 
     # -- state published for the city ------------------------------------------------------
 
     def _heard(self, device: Device, link_name: str, **fields):
+        was_online = device.online
         if self.registry.heard(device, link_name, **fields):
             self._publish_device(device)
+            if not was_online:
+                self._spawn(self.commands.device_back(device))
 
     def _publish_device(self, device: Device):
         topic = self.topics.build("device_status", device.id)
@@ -133,7 +151,7 @@ class Gateway:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _status(self, state: str):
+    def status_payload(self, state: str) -> bytes:
         status = {
             "state": state,
             "version": self.version,
@@ -141,8 +159,10 @@ class Gateway:
             "backlog": self.outbox.depth,
             "dropped": self.outbox.dropped,
         }
-        topic = self.topics.build("gateway_status", self.id)
-        return topic, json.dumps(status, separators=(",", ":")).encode()
+        return json.dumps(status, separators=(",", ":")).encode()
+
+    def _status(self, state: str):
+        return self.topics.build("gateway_status", self.id), self.status_payload(state)
 
     async def _keep_status(self):
         while True:
@@ -153,6 +173,7 @@ class Gateway:
         last_save = time.monotonic()
         while True:
             await asyncio.sleep(1.0)
+            await self.commands.expire()
             for port in self.ports:
                 for device in self.registry.silent(port.name, port.config.silent_after_s):
                     log.warning("%s: %s is silent, now offline", port.name, device.id)

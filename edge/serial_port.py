@@ -73,11 +73,21 @@ class SerialPort:
         port = self.config.port
         frames = self.gateway.metrics.link_frames.labels(port)
         while True:
-            data = await reader.read(READ_BYTES)
-            if not data:
+            # wake for retransmissions of our own reliable frames (commands) when any are out
+            wait_ms = self.link.poll_in_ms(now_ms())
+            if wait_ms is None:
+                data = await reader.read(READ_BYTES)
+            else:
+                try:
+                    data = await asyncio.wait_for(reader.read(READ_BYTES), wait_ms / 1000)
+                except TimeoutError:
+                    data = None
+            if data == b"":
                 raise ConnectionError("end of file")
+            events = self.link.receive(data, now_ms()) if data else []
+            events += self.link.poll(now_ms())
             messages = []
-            for event in self.link.receive(data, now_ms()):
+            for event in events:
                 if isinstance(event, link.FrameError):
                     self._reject(event.reason)
                 elif isinstance(event, link.Frame):

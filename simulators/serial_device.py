@@ -24,6 +24,7 @@ class SerialDevice:
         self.window, self.retry_ms = window, retry_ms
         self.delivered = 0
         self.hellos = 0
+        self.commands_received = []
         self._resend: list[bytes] = []  # bodies the link gave up on: a device never drops them
         self._master = self._slave = None
         self._link: link.Link | None = None
@@ -63,8 +64,25 @@ class SerialDevice:
             elif isinstance(event, link.Frame) and event.type == link.HELLO:
                 self.hellos += 1
                 self._send(link.HELLO, cbor.dumps({"id": self.device_id, "role": "sensor"}), False)
+            elif isinstance(event, link.Frame) and event.type == link.COMMAND:
+                self._answer(cbor.loads(event.body))
         self._flush()
         self._wake.set()
+
+    def _answer(self, command):
+        """Commands a simple device knows: echo (its args back) and identify."""
+        self.commands_received.append(command)
+        if command["cmd"] == "echo":
+            answer = {"id": command["id"], "ok": True, "result": command["args"]}
+        elif command["cmd"] == "identify":
+            answer = {"id": command["id"], "ok": True, "result": {"id": self.device_id}}
+        else:
+            answer = {
+                "id": command["id"],
+                "ok": False,
+                "error": f"unknown command {command['cmd']}",
+            }
+        self._send(link.RESPONSE, cbor.dumps(answer))
 
     def inject(self, data: bytes):
         """Raw bytes on the line, bypassing the link: noise, damaged frames."""

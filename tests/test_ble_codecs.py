@@ -8,7 +8,8 @@ import types
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM
-from hypothesis import given
+from fuzzing import PROPERTY_EXAMPLES
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from luciole.protocols.ble import adv, bthome
@@ -22,6 +23,7 @@ uint16 = st.integers(0, 0xFFFF)
 # --- advertising data ---------------------------------------------------------------------------
 
 
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(
     st.none() | st.integers(0, 255),
     st.none() | st.text(min_size=1, max_size=20),
@@ -43,6 +45,7 @@ def test_adv_round_trip(flags, name, uuids, service_data, manufacturer_data, tx_
     }
 
 
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(st.text(min_size=1, max_size=40), st.binary(max_size=20))
 def test_legacy_advert_shortens_the_name_to_fit(name, payload):
     try:
@@ -60,6 +63,7 @@ def test_legacy_advert_shortens_the_name_to_fit(name, payload):
         assert parsed["local_name_complete"] == (parsed["local_name"] == name)
 
 
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(st.binary(max_size=12))
 def test_name_check_agrees_with_cpython_utf8(raw):
     """adv checks UTF-8 by hand so that MicroPython refuses what CPython refuses."""
@@ -103,6 +107,7 @@ def measurements(draw, room):
     return out
 
 
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(
     measurements(room=16),
     st.none() | st.integers(0, 255),
@@ -267,6 +272,7 @@ def ccm(request):
         sys.modules["cryptolib"] = saved
 
 
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(
     st.binary(min_size=16, max_size=16),
     st.binary(min_size=13, max_size=13),

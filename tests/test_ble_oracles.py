@@ -17,8 +17,9 @@ from bleak.backends.device import BLEDevice
 from bthome_ble import BTHomeBluetoothDeviceData
 from bthome_ble.const import MEAS_TYPES
 from bthome_ble.event import BUTTON_EVENTS
+from fuzzing import PROPERTY_EXAMPLES
 from habluetooth import BluetoothServiceInfoBleak
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_ble_codecs import value_for
 
@@ -181,6 +182,7 @@ macs = st.binary(min_size=6, max_size=6).map(lambda b: ":".join(f"{x:02X}" for x
 
 # A legacy advert leaves 27 bytes of service data: device info, packet id, then objects (and the
 # counter and MIC when encrypted).
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(measurement_lists(room=24), st.none() | st.integers(0, 255), st.booleans())
 def test_bthome_ble_reads_our_plaintext_frames(measurements, packet_id, trigger):
     frame = bthome.encode(measurements, trigger=trigger, packet_id=packet_id)
@@ -190,6 +192,7 @@ def test_bthome_ble_reads_our_plaintext_frames(measurements, packet_id, trigger)
     )
 
 
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(
     measurement_lists(room=16),
     st.integers(0, 255),
@@ -214,6 +217,7 @@ uuids = st.uuids().map(str)
 tx_powers = st.integers(-128, 127)
 
 
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(uuids, st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), tx_powers)
 def test_beacontools_reads_our_ibeacons(uuid, major, minor, tx_power_dbm):
     payload = ibeacon.encode(uuid, major, minor, tx_power_dbm)
@@ -234,6 +238,7 @@ def test_beacontools_reads_our_ibeacons(uuid, major, minor, tx_power_dbm):
     }
 
 
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(st.binary(min_size=10, max_size=10), st.binary(min_size=6, max_size=6), tx_powers)
 def test_beacontools_reads_our_eddystone_uid(namespace, instance, tx_power_dbm):
     frame = eddystone.encode_uid(namespace, instance, tx_power_dbm)
@@ -255,6 +260,7 @@ url_text = st.lists(
 ).map("".join)
 
 
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(st.sampled_from(["http://www.", "https://www.", "http://", "https://"]), url_text, tx_powers)
 def test_beacontools_reads_our_eddystone_urls(scheme, rest, tx_power_dbm):
     url = scheme + rest
@@ -268,6 +274,7 @@ def test_beacontools_reads_our_eddystone_urls(scheme, rest, tx_power_dbm):
     assert eddystone.decode(frame) == {"frame": "url", "tx_power_dbm": tx_power_dbm, "url": url}
 
 
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(
     st.integers(1, 0xFFFF),
     st.integers(-0x7FFF, 0x7FFF).map(lambda raw: raw / 256),

@@ -20,6 +20,14 @@ def broker(tmp_path):
         yield broker
 
 
+def check_exactly_once(messages, expected_per_device):
+    """Every reading arrived, once each after de-duplication by (device, seq)."""
+    seen = {(m.device, m.seq) for m in messages}
+    for device, count in expected_per_device.items():
+        missing = [seq for seq in range(count) if (device, seq) not in seen]
+        assert not missing, f"{device}: {len(missing)} readings lost, e.g. {missing[:5]}"
+
+
 def check_exactly_once_in_order(messages, expected_per_device):
     by_device = {}
     for m in messages:
@@ -86,7 +94,10 @@ async def test_gateway_killed_mid_stream_loses_nothing(tmp_path, broker):
             await asyncio.wait_for(senders, 120)
             distinct = lambda: len({(m.device, m.seq) for m in city.messages})  # noqa: E731
             await wait_until(lambda: distinct() >= 6000, 60, "all 6,000 readings")
-            check_exactly_once_in_order(city.messages, {d.device_id: 3000 for d in devices})
+            # Order is not asserted here: frames in flight when the gateway died are resent by
+            # the device link, and with a window above 1 a resent frame may land after a later
+            # one (docs/device-link.md). The seq in every message lets consumers reorder.
+            check_exactly_once(city.messages, {d.device_id: 3000 for d in devices})
     finally:
         gw.stop()
         for d in devices:

@@ -7,7 +7,8 @@ import struct
 import zlib
 
 import pytest
-from hypothesis import given
+from fuzzing import PROPERTY_EXAMPLES
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from luciole.protocols import cobs, link
@@ -56,6 +57,7 @@ def test_cobs_matches_the_reference_and_round_trips(data):
     assert bytes(cobs.decode(encoded)) == data
 
 
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(
     st.lists(
         st.sampled_from([b"\x00", b"\x01" * 253, b"\x02" * 254, b"\x03" * 255, b"\x04"]), max_size=5
@@ -76,6 +78,7 @@ def test_cobs_decode_rejects_malformed_input(bad):
 # --- frames ---------------------------------------------------------------------------------
 
 
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(types, seqs, bodies, st.booleans())
 def test_frame_round_trip_and_exact_bytes(type_, seq, body, ack):
     wire = link.encode_frame(type_, seq, body, ack)
@@ -150,6 +153,7 @@ frames_st = st.lists(
 )
 
 
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(frames_st, st.lists(st.integers(0, 1 << 16), max_size=8))
 def test_stream_with_random_chunking_yields_every_frame(frames, cuts):
     stream = b"".join(link.encode_frame(*f) for f in frames)

@@ -9,7 +9,8 @@ import random
 import string
 
 import cbor2
-from hypothesis import given
+from fuzzing import PROPERTY_EXAMPLES
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from luciole.protocols import senml
@@ -89,6 +90,7 @@ def as_json_values(pack):
     return [{k: base64url(v) if k == "vd" else v for k, v in record.items()} for record in pack]
 
 
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(packs)
 def test_json_round_trip_and_oracle(pack):
     data = senml.encode_json(pack)
@@ -96,6 +98,7 @@ def test_json_round_trip_and_oracle(pack):
     assert senml.decode_json(data) == pack
 
 
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(packs)
 def test_cbor_round_trip_and_oracle(pack):
     data = senml.encode_cbor(pack)
@@ -103,6 +106,7 @@ def test_cbor_round_trip_and_oracle(pack):
     assert senml.decode_cbor(data) == pack
 
 
+@settings(max_examples=PROPERTY_EXAMPLES)
 @given(packs, st.floats(1e9, 2e9))
 def test_resolved_records(pack, now_s):
     try:

@@ -1,0 +1,182 @@
+"""Downlink: commands on `cmd/{target}/{command}`, answered on the MQTT 5 response topic.
+
+A request's payload is a JSON object: {"args": {...}, "ttl_s": seconds} (both optional). The
+reply is JSON {"ok": true, "result": ...} or {"ok": false, "error": "..."}, published to the
+request's response topic with its correlation data. MQTT 3.1.1 has no response topic: commands
+run, unanswered.
+
+- A command for this gateway (target = the gateway id) runs here.
+- A command for a device on a serial link goes to it as a COMMAND frame; the device's RESPONSE
+  becomes the reply. A device that is offline gets it when it is back, if that happens within
+  ttl_s (default DEFAULT_TTL_S, 0 = now or never); otherwise the reply says it expired.
+- Targets this gateway does not know are left alone: another gateway on the broker owns them.
+"""
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+import aiomqtt
+
+from luciole.protocols import cbor, link
+from luciole.protocols.errors import DecodeError
+
+log = logging.getLogger("luciole.commands")
+
+DEFAULT_TTL_S = 30.0
+MAX_TTL_S = 3600.0
+RESPONSE_TIMEOUT_S = 10.0
+GATEWAY_COMMANDS = ("ping", "status")
+
+
+@dataclass
+class Request:
+    target: str
+    command: str
+    args: dict
+    reply_topic: str | None
+    correlation: bytes | None
+    expires: float  # monotonic time after which an undelivered command is answered "expired"
+
+
+class Commands:
+    def __init__(self, gateway):
+        self.gateway = gateway
+        self._next_id = 0
+        self._waiting: dict[int, Request] = {}  # command id -> sent, awaiting the RESPONSE
+        self._queued: dict[str, list[Request]] = {}  # device id -> for when it is back
+
+    async def subscribe(self, client: aiomqtt.Client):
+        await client.subscribe(self.gateway.topics.filter("command"), qos=1)
+
+    async def on_message(self, client: aiomqtt.Client, message: aiomqtt.Message):
+        try:
+            name, (target, command) = self.gateway.topics.parse(str(message.topic))
+        except DecodeError:
+            return
+        if name != "command":
+            return
+        if target != self.gateway.id and target not in self.gateway.registry.devices:
+            return  # another gateway's device
+        props = message.properties
+        request = Request(
+            target,
+            command,
+            {},
+            getattr(props, "ResponseTopic", None),
+            getattr(props, "CorrelationData", None),
+            time.monotonic() + DEFAULT_TTL_S,
+        )
+        try:
+            self._parse(request, message.payload)
+        except ValueError as e:
+            await self.reply(request, error=str(e))
+            return
+        if target == self.gateway.id:
+            await self._run_here(request)
+        else:
+            await self._route(request)
+
+    def _parse(self, request: Request, payload: bytes):
+        if not payload:
+            return
+        try:
+            body = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ValueError(f"payload is not JSON: {e}") from None
+        if not isinstance(body, dict) or set(body) - {"args", "ttl_s"}:
+            raise ValueError('payload must be a JSON object with "args" and/or "ttl_s"')
+        args = body.get("args", {})
+        ttl_s = body.get("ttl_s", DEFAULT_TTL_S)
+        if not isinstance(args, dict):
+            raise ValueError('"args" must be a JSON object')
+        if isinstance(ttl_s, bool) or not isinstance(ttl_s, int | float) or not ttl_s >= 0:
+            raise ValueError('"ttl_s" must be a number of seconds >= 0')
+        request.args = args
+        request.expires = time.monotonic() + min(ttl_s, MAX_TTL_S)
+
+    async def _run_here(self, request: Request):
+        if request.command == "ping":
+            await self.reply(request, result="pong")
+        elif request.command == "status":
+            await self.reply(request, result=json.loads(self.gateway.status_payload("online")))
+        else:
+            await self.reply(
+                request,
+                error=f"unknown gateway command {request.command!r}; "
+                f"known: {', '.join(GATEWAY_COMMANDS)}",
+            )
+
+    async def _route(self, request: Request):
+        device = self.gateway.registry.devices[request.target]
+        port = self.gateway.port_for(device)
+        if port is None:
+            await self.reply(
+                request,
+                error=f"{device.id} is reached over {device.link or 'no link'}, "
+                "which takes no commands",
+            )
+        elif device.online and self._send(port, request):
+            self.gateway.metrics.commands.labels("sent").inc()
+        elif time.monotonic() < request.expires:
+            self._queued.setdefault(device.id, []).append(request)
+            self.gateway.metrics.commands.labels("queued").inc()
+        else:
+            await self.reply(request, error=f"{device.id} is offline")
+
+    def _send(self, port, request: Request) -> bool:
+        self._next_id = (self._next_id + 1) & 0xFFFFFFFF
+        body = cbor.dumps({"id": self._next_id, "cmd": request.command, "args": request.args})
+        if not port.send(link.COMMAND, body):
+            return False
+        request.expires = time.monotonic() + RESPONSE_TIMEOUT_S
+        self._waiting[self._next_id] = request
+        return True
+
+    async def response(self, body: bytes):
+        """A RESPONSE frame: {"id", "ok", "result" | "error"}."""
+        answer = cbor.loads(body)
+        if not isinstance(answer, dict):
+            raise DecodeError("response: not a map")
+        request = self._waiting.pop(answer.get("id"), None)
+        if request is None:
+            return  # answered already, or expired
+        if answer.get("ok"):
+            await self.reply(request, result=answer.get("result"))
+        else:
+            await self.reply(request, error=str(answer.get("error", "the device refused")))
+
+    async def device_back(self, device):
+        """Sends what waited for this device, or answers "expired"."""
+        waiting = self._queued.pop(device.id, [])
+        port = self.gateway.port_for(device)
+        for request in waiting:
+            if not (time.monotonic() < request.expires and port and self._send(port, request)):
+                await self.reply(request, error=f"expired: {device.id} stayed offline")
+
+    async def expire(self):
+        """Answers commands whose device never came back or never answered."""
+        now = time.monotonic()
+        for command_id, request in list(self._waiting.items()):
+            if now >= request.expires:
+                del self._waiting[command_id]
+                await self.reply(request, error=f"{request.target} did not answer in time")
+        for device_id, requests in list(self._queued.items()):
+            for request in [r for r in requests if now >= r.expires]:
+                requests.remove(request)
+                await self.reply(request, error=f"expired: {device_id} stayed offline")
+            if not requests:
+                del self._queued[device_id]
+
+    async def reply(self, request: Request, result=None, error=None):
+        outcome = "failed" if error is not None else "ok"
+        self.gateway.metrics.commands.labels(outcome).inc()
+        if error is not None:
+            log.warning("cmd %s/%s: %s", request.target, request.command, error)
+        if not request.reply_topic:
+            return
+        body = {"ok": True, "result": result} if error is None else {"ok": False, "error": error}
+        await self.gateway.uplink.reply(
+            request.reply_topic, json.dumps(body).encode(), request.correlation
+        )

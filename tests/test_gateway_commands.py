@@ -1,0 +1,107 @@
+"""Downlink: commands from the city to the gateway and its serial devices, answered over MQTT 5."""
+
+import asyncio
+import contextlib
+import json
+import uuid
+
+import aiomqtt
+import pytest
+from harness import GatewayProcess, gateway_config
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from luciole.simulators.mosquitto import Mosquitto
+from luciole.simulators.serial_device import SerialDevice
+
+CMD = "luciole/v1/issy/cmd"
+
+
+@pytest.fixture
+def broker(tmp_path):
+    with Mosquitto(tmp_path / "broker") as broker:
+        yield broker
+
+
+@contextlib.asynccontextmanager
+async def operator(broker):
+    """A city operator's client that sends commands and waits for their answers."""
+    async with aiomqtt.Client(
+        broker.host, broker.port, protocol=aiomqtt.ProtocolVersion.V5
+    ) as client:
+        inbox = f"ops/replies/{uuid.uuid4().hex}"
+        await client.subscribe(inbox, qos=1)
+
+        async def ask(target, command, payload=b"", timeout_s=10):
+            correlation = uuid.uuid4().bytes
+            props = Properties(PacketTypes.PUBLISH)
+            props.ResponseTopic, props.CorrelationData = inbox, correlation
+            await client.publish(f"{CMD}/{target}/{command}", payload, qos=1, properties=props)
+            async with asyncio.timeout(timeout_s):
+                async for message in client.messages:
+                    if message.properties.CorrelationData == correlation:
+                        return json.loads(message.payload)
+
+        yield ask
+
+
+async def started(gw, device):
+    gw.start()
+    await asyncio.wait_for(device.send_readings(1), 20)  # connected and announced
+
+
+async def test_commands_reach_the_device_and_answers_come_back(tmp_path, broker):
+    device = SerialDevice("lum-1", tmp_path / "ttyLUC0")
+    gw = GatewayProcess(gateway_config(tmp_path, broker, [device.path]), tmp_path / "gw.log")
+    try:
+        await started(gw, device)
+        async with operator(broker) as ask:
+            answer = await ask("lum-1", "echo", json.dumps({"args": {"dim": 40}}).encode())
+            assert answer == {"ok": True, "result": {"dim": 40}}
+            assert device.commands_received[-1]["args"] == {"dim": 40}
+
+            answer = await ask("lum-1", "self-destruct")
+            assert answer == {"ok": False, "error": "unknown command self-destruct"}
+
+            answer = await ask("lum-1", "echo", b"{not json")
+            assert not answer["ok"] and "not JSON" in answer["error"]
+            answer = await ask("lum-1", "echo", b'{"args": 3}')
+            assert answer == {"ok": False, "error": '"args" must be a JSON object'}
+
+            assert await ask("gw-test", "ping") == {"ok": True, "result": "pong"}
+            status = await ask("gw-test", "status")
+            assert status["ok"] and status["result"]["state"] == "online"
+            answer = await ask("gw-test", "reboot")
+            assert not answer["ok"] and "unknown gateway command" in answer["error"]
+
+            with pytest.raises(TimeoutError):  # another gateway's device: not ours to answer
+                await ask("ps-elsewhere", "echo", timeout_s=1.5)
+    finally:
+        gw.stop()
+        device.unplug()
+
+
+async def test_an_offline_device_gets_its_command_when_back_or_it_expires(tmp_path, broker):
+    device = SerialDevice("lum-1", tmp_path / "ttyLUC0")
+    config = gateway_config(tmp_path, broker, [device.path])
+    config.write_text(config.read_text() + "silent_after_s = 1.0\n")
+    gw = GatewayProcess(config, tmp_path / "gw.log")
+    try:
+        await started(gw, device)
+        device.unplug()
+        await asyncio.sleep(2.5)  # the gateway now knows lum-1 is offline
+        async with operator(broker) as ask:
+            answer = await ask("lum-1", "echo", b'{"ttl_s": 0}')
+            assert answer == {"ok": False, "error": "lum-1 is offline"}
+
+            answer = await ask("lum-1", "echo", b'{"ttl_s": 1}', timeout_s=5)
+            assert answer == {"ok": False, "error": "expired: lum-1 stayed offline"}
+
+            waiting = asyncio.create_task(ask("lum-1", "echo", b'{"args": {"n": 7}, "ttl_s": 30}'))
+            await asyncio.sleep(0.5)
+            device.replug()
+            await device.send_readings(1, first_seq=1)  # it speaks again: it is back online
+            assert await asyncio.wait_for(waiting, 10) == {"ok": True, "result": {"n": 7}}
+    finally:
+        gw.stop()
+        device.unplug()

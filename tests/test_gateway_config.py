@@ -1,0 +1,105 @@
+"""Starting the gateway: broken configs stop it with one clear line; a missing broker does not."""
+
+import asyncio
+import subprocess
+
+import pytest
+from harness import LUCIOLE, GatewayProcess, Subscriber, gateway_config, wait_until
+
+from luciole.edge import config as gateway_config_module
+from luciole.simulators.mosquitto import Mosquitto, free_port
+from luciole.simulators.serial_device import SerialDevice
+
+GOOD = """
+[gateway]
+id = "gw-mairie"
+[broker]
+host = "127.0.0.1"
+"""
+
+
+def check(tmp_path, text, *args):
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    return subprocess.run(
+        [LUCIOLE, "gateway", "--config", str(path), "--check-config", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("[gateway]\nid = ", "not valid TOML"),
+        ("[broker]\nhost = 'x'\n", "gateway.id: required"),
+        (GOOD + "port = 'abc'\n", "broker.port: expected an integer, got 'abc'"),
+        (GOOD + "port = 70000\n", "broker.port: must be from 1 to 65535, got 70000"),
+        (GOOD + "protocol = 'mqtt4'\n", "broker.protocol: must be mqtt5 or mqtt3.1.1"),
+        (GOOD + "pasword = 'x'\n", "broker.pasword: unknown key"),
+        (GOOD + "password_env = 'LUCIOLE_NOPE'\n", "environment variable LUCIOLE_NOPE is not set"),
+        (GOOD + "ca_file = '/nonexistent/ca.pem'\n", "broker.ca_file: no such file"),
+        ("[gateway]\nid = 'GW 1'\n", "gateway.id: must match"),
+        (GOOD + "[[devices]]\nid = 'ps-1'\nkind = 'toaster'\n", "devices[0].kind: must be one"),
+        (
+            GOOD + "[[devices]]\nid = 'ps-1'\nkind = 'parking-sensor'\nkey = 'abc'\n",
+            "devices[0].key: expected 32 hexadecimal digits",
+        ),
+        (GOOD + "[[serial]]\nbaud = 9600\n", "serial[0].port: required"),
+    ],
+)
+def test_a_broken_config_is_one_clear_line(tmp_path, text, says):
+    done = check(tmp_path, text)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert str(tmp_path / "gateway.toml") in lines[0] and says in lines[0], lines[0]
+
+
+def test_a_good_config_is_summarised(tmp_path, monkeypatch):
+    (tmp_path / "pw").write_text("s3cret\n")
+    done = check(tmp_path, GOOD + f"password_file = '{tmp_path / 'pw'}'\n")
+    assert done.returncode == 0, done.stderr
+    assert "ok: gateway gw-mairie" in done.stdout
+    monkeypatch.setenv("LUCIOLE_PW", "from-env")
+    path = tmp_path / "env.toml"
+    path.write_text(GOOD + "password_env = 'LUCIOLE_PW'\n")
+    assert gateway_config_module.load(path).broker.password == "from-env"
+    path.write_text(GOOD + f"password_file = '{tmp_path / 'pw'}'\n")
+    assert gateway_config_module.load(path).broker.password == "s3cret"
+
+
+def test_a_missing_config_file_is_one_line(tmp_path):
+    done = subprocess.run(
+        [LUCIOLE, "gateway", "--config", str(tmp_path / "nope.toml")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "cannot read" in done.stderr
+
+
+async def test_unreachable_broker_at_start_keeps_buffering(tmp_path):
+    """No broker when the gateway starts: it runs, accepts readings into its outbox, and
+    delivers them all once the broker comes."""
+    broker = Mosquitto(tmp_path / "broker", port=free_port())
+    city = Subscriber(broker, "luciole/v1/issy/devices/+/telemetry")
+    with broker:  # the city's persistent session exists before the gateway's first reading
+        async with city.running():
+            pass
+    device = SerialDevice("ps-0001", tmp_path / "ttyLUC0")
+    gw = GatewayProcess(gateway_config(tmp_path, broker, [device.path]), tmp_path / "gw.log")
+    gw.start()
+    try:
+        await asyncio.wait_for(device.send_readings(300), 30)  # acknowledged: on disk
+        assert gw.process.poll() is None, gw.log()
+        assert "Connection refused" in gw.log()
+        broker.start()
+        async with city.running():
+            await wait_until(lambda: len({m.seq for m in city.messages}) >= 300, 20, "backlog")
+    finally:
+        gw.stop()
+        device.unplug()
+        broker.stop()
