@@ -301,7 +301,8 @@ def load(path) -> GatewayConfig:
         max_messages=g.get("max_messages", int, 1_000_000, lambda v: v > 0, "must be > 0"),
         broker=_broker(path, tables["broker"]),
         serial=tuple(_serial(path, i, t) for i, t in enumerate(tables["serial"])),
-        ble=_ble(path, tables["ble"]) if tables["ble"] else BleConfig(),
+        # a [ble] table, even empty, turns BLE on unless it says enabled = false
+        ble=_ble(path, tables["ble"]) if "ble" in raw else BleConfig(),
         devices=tuple(_device(path, i, t) for i, t in enumerate(tables["devices"])),
     )
     g.done()

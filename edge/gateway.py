@@ -55,6 +55,7 @@ class Gateway:
         self.version = version("luciole")
         self._background: set[asyncio.Task] = set()
         self.metrics.queue_depth.set(self.outbox.depth)
+        self.metrics.dropped.set(self.outbox.dropped)
         if config.telemetry_format == "cbor":
             self._encode, self._content_type = senml.encode_cbor, senml.CONTENT_TYPE_CBOR
         else:
@@ -71,14 +72,15 @@ class Gateway:
                     group.create_task(job)
         finally:
             server.close()
-            await self._stop()
+            self.registry.close()
+            self._db.shutdown(wait=True)
+            self.outbox.close()
 
-    async def _stop(self):
-        with contextlib.suppress(Exception):  # best effort: the last will says offline anyway
+    async def say_offline(self):
+        """Before a clean stop: a normal disconnect suppresses the last will, so the retained
+        status is set to offline while the connection is still up."""
+        with contextlib.suppress(Exception):
             await asyncio.wait_for(self.uplink.retain(*self._status("offline")), 2)
-        self.registry.close()
-        self._db.shutdown(wait=True)
-        self.outbox.close()
 
     # -- what links call -------------------------------------------------------------------
 

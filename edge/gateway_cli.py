@@ -4,6 +4,7 @@ import asyncio
 import json
 import logging
 import signal
+import sqlite3
 import sys
 
 from . import config as config_module
@@ -66,9 +67,14 @@ def run(args) -> int:
     async def main():
         gateway = Gateway(config)
         task = asyncio.create_task(gateway.run())
+
+        async def stop():
+            await gateway.say_offline()
+            task.cancel()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
+            loop.add_signal_handler(sig, lambda: asyncio.ensure_future(stop()))
         try:
             await task
         except asyncio.CancelledError:
@@ -78,4 +84,6 @@ def run(args) -> int:
         asyncio.run(main())
     except OSError as e:  # e.g. the metrics port is taken or data_dir is not writable
         raise UsageError(str(e)) from None
+    except sqlite3.Error as e:  # e.g. a full disk: stop, unacknowledged readings are resent
+        raise UsageError(f"storage in {config.data_dir} failed: {e}") from None
     return 0

@@ -79,13 +79,13 @@ class Registry:
                 changed = True
         return changed
 
-    def silent(self, link_prefix: str, silent_after_s: float) -> list[Device]:
-        """Devices on these links not heard for silent_after_s, now marked offline."""
+    def silent(self, link: str, silent_after_s: float) -> list[Device]:
+        """Devices on this link not heard for silent_after_s, now marked offline."""
         cutoff = time.time() - silent_after_s
         gone = []
         for device in self.devices.values():
             stale = device.last_seen is None or device.last_seen < cutoff
-            if device.online and device.link.startswith(link_prefix) and stale:
+            if device.online and device.link == link and stale:
                 device.online = False
                 gone.append(device)
         return gone

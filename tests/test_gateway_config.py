@@ -1,6 +1,7 @@
 """Starting the gateway: broken configs stop it with one clear line; a missing broker does not."""
 
 import asyncio
+import json
 import subprocess
 
 import pytest
@@ -103,3 +104,20 @@ async def test_unreachable_broker_at_start_keeps_buffering(tmp_path):
         gw.stop()
         device.unplug()
         broker.stop()
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
+async def test_the_gateway_status_says_offline_when_it_goes(tmp_path, how):
+    """A clean stop sets the retained status to offline itself; a kill -9 leaves it to the last
+    will. Either way a consumer arriving later reads offline."""
+    status_topic = "luciole/v1/issy/gateways/gw-test/status"
+    with Mosquitto(tmp_path / "broker") as broker:
+        gw = GatewayProcess(gateway_config(tmp_path, broker), tmp_path / "gw.log").start()
+        async with Subscriber(broker, status_topic, client_id="first").running() as city:
+            await wait_until(lambda: city.messages, 10, "the birth message")
+            assert json.loads(city.messages[-1].payload)["state"] == "online"
+        gw.stop() if how == "stop" else gw.kill()
+        async with Subscriber(broker, status_topic, client_id="later").running() as later:
+            await wait_until(lambda: later.messages, 10, "the retained status")
+            status = json.loads(later.messages[-1].payload)
+            assert later.messages[-1].retained and status["state"] == "offline"
