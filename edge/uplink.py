@@ -11,7 +11,6 @@ import json
 import logging
 import random
 import ssl
-import time
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -221,22 +220,23 @@ class Uplink:
             self.metrics.queue_depth.set(outbox.depth)
 
 
+_PACKED_CONTENT_TYPES: dict[str, bytes] = {}
+
+
 def _utf8(text: str) -> bytes:
     data = text.encode()
     return len(data).to_bytes(2, "big") + data
 
 
 class _PublishProperties(Properties):
-    """ContentType and UserProperty seq of one message, packed as paho's Properties would pack
-    them: building a Properties costs ~100 us of CPU per message (each attribute looked up by
-    name in a table), as much as the rest of publishing."""
-
-    _content = {}  # content type -> its packed property
+    """ContentType and UserProperty seq of one message, packed to the same bytes as paho's
+    Properties: building and packing one of those costs ~35 us per message (each attribute is
+    looked up by name in a table), this ~2 us. `luciole bench gateway` measures the uplink."""
 
     def __init__(self, content_type: str, seq: int):  # no super().__init__: its tables cost
-        content = self._content.get(content_type)
+        content = _PACKED_CONTENT_TYPES.get(content_type)
         if content is None:
-            content = self._content[content_type] = b"\x03" + _utf8(content_type)
+            content = _PACKED_CONTENT_TYPES[content_type] = b"\x03" + _utf8(content_type)
         body = content + b"\x26\x00\x03seq" + _utf8(str(seq))
         object.__setattr__(self, "packetType", PacketTypes.PUBLISH)
         object.__setattr__(self, "_packed", VariableByteIntegers.encode(len(body)) + body)
@@ -247,7 +247,3 @@ class _PublishProperties(Properties):
 
     def __str__(self) -> str:
         return self._shown
-
-
-def status_payload(**fields) -> bytes:
-    return json.dumps({**fields, "time": round(time.time(), 3)}, separators=(",", ":")).encode()
