@@ -48,7 +48,7 @@ class Gateway:
         )
         self.ports = [SerialPort(port, self) for port in config.serial]
         self.commands = Commands(self)
-        self.uplink.on_connect = self.commands.subscribe
+        self.uplink.on_connect = self._connected
         self.uplink.on_message = self.commands.on_message
         self.ble = BleScanner(config.ble, self) if config.ble.enabled else None
         self.since = time.time()
@@ -75,6 +75,10 @@ class Gateway:
             self.registry.close()
             self._db.shutdown(wait=True)
             self.outbox.close()
+
+    async def _connected(self, client):
+        await self.uplink.retain(*self._status("online"))  # the birth, with today's figures
+        await self.commands.subscribe(client)
 
     async def say_offline(self):
         """Before a clean stop: a normal disconnect suppresses the last will, so the retained

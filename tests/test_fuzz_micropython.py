@@ -23,6 +23,7 @@ DECODERS = [
     "ble.ibeacon",
     "ble.eddystone",
     "ble.bthome",
+    "readings.decode",
 ]
 
 

@@ -121,3 +121,59 @@ async def test_the_gateway_status_says_offline_when_it_goes(tmp_path, how):
             await wait_until(lambda: later.messages, 10, "the retained status")
             status = json.loads(later.messages[-1].payload)
             assert later.messages[-1].retained and status["state"] == "offline"
+
+
+async def http_get(port, path):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+    head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+    writer.close()
+    return int(head.split()[1]), body
+
+
+async def test_a_full_outbox_drops_the_oldest_counts_them_and_says_so(tmp_path):
+    """The broker is away longer than the outbox holds: the oldest readings go, counted in the
+    gateway status and /metrics; /healthz says 503 until the broker is back; logs are JSON."""
+    broker = Mosquitto(tmp_path / "broker", port=free_port())
+    city = Subscriber(broker, "luciole/v1/issy/#")
+    with broker:
+        async with city.running():
+            pass
+    device = SerialDevice("ps-0001", tmp_path / "ttyLUC0")
+    http_port = free_port()
+    config = gateway_config(
+        tmp_path,
+        broker,
+        [device.path],
+        max_messages=100,
+        http_listen=f"127.0.0.1:{http_port}",
+        log_format="json",
+    )
+    gw = GatewayProcess(config, tmp_path / "gw.log").start()
+    try:
+        await asyncio.wait_for(device.send_readings(250), 30)
+        status, body = await http_get(http_port, "/healthz")
+        assert status == 503 and json.loads(body)["broker"] == "disconnected"
+        assert json.loads(body)["backlog"] == 100
+        broker.start()
+        async with city.running():
+            telemetry = lambda: {m.seq for m in city.messages if m.seq is not None}  # noqa: E731
+            await wait_until(lambda: len(telemetry()) >= 100, 20, "the newest 100 readings")
+            await asyncio.sleep(0.5)
+            assert telemetry() == set(range(150, 250)), "exactly the oldest 150 were dropped"
+            statuses = lambda: [  # noqa: E731
+                json.loads(m.payload) for m in city.messages if m.topic.endswith("gw-test/status")
+            ]
+            await wait_until(lambda: statuses(), 5, "the gateway status")
+            assert statuses()[-1]["dropped"] == 150 and statuses()[-1]["state"] == "online"
+        status, body = await http_get(http_port, "/healthz")
+        assert status == 200 and json.loads(body)["broker"] == "connected"
+        _, metrics = await http_get(http_port, "/metrics")
+        assert b"luciole_dropped_messages 150.0" in metrics
+        lines = [json.loads(line) for line in gw.log().splitlines() if line.startswith("{")]
+        assert lines and all({"time", "level", "logger", "message"} <= set(e) for e in lines)
+        assert len(lines) == len(gw.log().splitlines()), "every log line is JSON"
+    finally:
+        gw.stop()
+        device.unplug()
+        broker.stop()
