@@ -14,18 +14,34 @@ class UsageError(Exception):
     """Bad input from the command line or a file: reported as one line, exit status 2."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments are reported like bad input: one line, exit status 2. (argparse's own
+    error() prints the usage first, and would leave unknown arguments to the top-level parser.)"""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error("unrecognized arguments: " + " ".join(extras))
+        return namespace, extras
+
+
 def _commands():
     return {ep.name: ep for ep in entry_points(group="luciole.commands")}
 
 
 def build_parser(only=None):
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="luciole",
         description="Luciole: edge software for a city's Li-Fi luminaires, parking sensors "
         "and BLE beacons, bridged to the city's MQTT broker.",
     )
     parser.add_argument("--version", action="version", version="luciole " + version("luciole"))
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
+    subparsers = parser.add_subparsers(
+        title="commands", metavar="COMMAND", parser_class=OneLineParser
+    )
     for name, ep in sorted(_commands().items()):
         if only is None or name == only:
             ep.load()(subparsers)

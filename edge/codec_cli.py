@@ -103,25 +103,10 @@ Bad input: one line on stderr, exit status 2.
 """
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    # Bad arguments are reported like bad input: one line, exit status 2. (argparse's own error()
-    # prints the usage first, and would leave unknown arguments to the top-level parser.)
-    def error(self, message):
-        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-    def parse_known_args(self, args=None, namespace=None):
-        namespace, extras = super().parse_known_args(args, namespace)
-        if extras:
-            self.error("unrecognized arguments: " + " ".join(extras))
-        return namespace, extras
-
-
 def _add_parser(subparsers, name, **kwargs):
-    parser = subparsers.add_parser(
+    return subparsers.add_parser(
         name, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs
     )
-    parser.__class__ = _OneLineParser
-    return parser
 
 
 def decode_command(subparsers):
