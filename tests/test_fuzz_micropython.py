@@ -9,6 +9,7 @@ import random
 from pathlib import Path
 
 import pytest
+from fuzzing import damage
 from mplane import run_batch
 
 CASES_PER_DECODER = 2_000
@@ -27,22 +28,6 @@ DECODERS = [
 ]
 
 
-def mutate_bytes(rng, data):
-    data = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
-        at = rng.randint(0, len(data))
-        action = rng.randrange(4)
-        if action == 0 and at < len(data):
-            data[at] ^= 1 << rng.randrange(8)
-        elif action == 1:
-            data[at:at] = rng.randbytes(rng.randint(1, 3))
-        elif action == 2:
-            del data[at : at + rng.randint(1, 3)]
-        else:
-            del data[at:]
-    return bytes(data)
-
-
 def mutate(rng, value):
     """Damages a vector's input, whatever its shape (hex, JSON text, chunk list, {"data": hex})."""
     if isinstance(value, list):
@@ -50,9 +35,9 @@ def mutate(rng, value):
     if isinstance(value, dict):
         return {k: mutate(rng, v) if k == "data" else v for k, v in value.items()}
     try:
-        return mutate_bytes(rng, bytes.fromhex(value)).hex()
+        return damage(rng, bytes.fromhex(value)).hex()
     except ValueError:  # text, such as SenML JSON
-        return mutate_bytes(rng, value.encode()).decode("utf-8", "replace")
+        return damage(rng, value.encode()).decode("utf-8", "replace")
 
 
 def fuzz_inputs(op):

@@ -9,7 +9,7 @@ import random
 import string
 
 import cbor2
-from fuzzing import PROPERTY_EXAMPLES
+from fuzzing import PROPERTY_EXAMPLES, damage
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -124,22 +124,6 @@ def test_resolved_records(pack, now_s):
     # a resolved pack is a pack, and resolves to itself when all its times are absolute
     if resolved and min(times) >= 2**28:
         assert senml.resolve(resolved, 0) == resolved
-
-
-def damage(rng, data):
-    data = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
-        at = rng.randint(0, len(data))
-        action = rng.randrange(4)
-        if action == 0 and at < len(data):
-            data[at] ^= 1 << rng.randrange(8)
-        elif action == 1:
-            data[at:at] = rng.randbytes(rng.randint(1, 3))
-        elif action == 2:
-            del data[at : at + rng.randint(1, 3)]
-        else:
-            del data[at:]
-    return bytes(data)
 
 
 def decodes_or_refuses(decode, data):
