@@ -82,8 +82,13 @@ def run(args) -> int:
 
     try:
         asyncio.run(main())
-    except OSError as e:  # e.g. the metrics port is taken or data_dir is not writable
-        raise UsageError(str(e)) from None
-    except sqlite3.Error as e:  # e.g. a full disk: stop, unacknowledged readings are resent
-        raise UsageError(f"storage in {config.data_dir} failed: {e}") from None
+    except (OSError, sqlite3.Error, ExceptionGroup) as e:
+        cause = e
+        while isinstance(cause, ExceptionGroup):  # the gateway's task group wraps what failed
+            cause = cause.exceptions[0]
+        if isinstance(cause, sqlite3.Error):  # e.g. a full disk; unacknowledged readings are resent
+            raise UsageError(f"storage in {config.data_dir} failed: {cause}") from None
+        if isinstance(cause, OSError):  # e.g. the metrics port is taken, data_dir not writable
+            raise UsageError(str(cause)) from None
+        raise
     return 0

@@ -34,7 +34,7 @@ class Intake:
             self._pending, self._waiters = [], []
             try:
                 await loop.run_in_executor(self._db, self.outbox.put, batch)
-            except Exception as e:  # e.g. disk full: nothing is acknowledged, devices retry
+            except Exception as e:  # e.g. disk full: nothing is acknowledged; the gateway stops
                 for waiter in waiters:
                     if not waiter.done():  # a cancelled link no longer waits
                         waiter.set_exception(e)

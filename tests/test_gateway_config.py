@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import socket
 import subprocess
 
 import pytest
@@ -177,3 +178,20 @@ async def test_a_full_outbox_drops_the_oldest_counts_them_and_says_so(tmp_path):
         gw.stop()
         device.unplug()
         broker.stop()
+
+
+def test_a_taken_metrics_port_is_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = tmp_path / "gateway.toml"
+        path.write_text(
+            f'[gateway]\nid = "gw-x"\ndata_dir = "{tmp_path}/data"\n'
+            f'http_listen = "127.0.0.1:{port}"\n'
+        )
+        done = subprocess.run(
+            [LUCIOLE, "gateway", "--config", str(path)], capture_output=True, text=True, timeout=30
+        )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "address already in use" in done.stderr, done.stderr
