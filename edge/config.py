@@ -116,7 +116,7 @@ class _Section:
         value = self.get(given[0], str, None)
         if given[0].endswith("_file"):
             try:
-                return Path(value).read_text().strip()
+                return self.file(value).read_text().strip()
             except OSError as e:
                 self.fail(given[0], f"cannot read {value}: {e.strerror}")
         if given[0].endswith("_env"):
@@ -125,16 +125,20 @@ class _Section:
             return os.environ[value]
         return value
 
+    def file(self, value):
+        """A path from the config: relative ones are relative to the config file's folder."""
+        return self.path.parent / Path(value).expanduser()
+
+    def get_file(self, key):
+        value = self.get(key, str, None)
+        return None if value is None else self.file(value)
+
     def done(self):
         for key in self.table:
             self.fail(key, "unknown key")
 
 
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
-
-
-def _path(value):
-    return Path(value) if value is not None else None
 
 
 def _one_of(*choices):
@@ -165,11 +169,13 @@ def _broker(path, table):
         inflight=s.get("inflight", int, 64, lambda v: 0 < v <= 65535, "must be 1..65535"),
         reconnect_min_s=s.get("reconnect_min_s", float, 0.5, *positive),
         reconnect_max_s=s.get("reconnect_max_s", float, 30.0, *positive),
-        ca_file=_path(s.get("ca_file", str, None)),
-        cert_file=_path(s.get("cert_file", str, None)),
-        key_file=_path(s.get("key_file", str, None)),
+        ca_file=s.get_file("ca_file"),
+        cert_file=s.get_file("cert_file"),
+        key_file=s.get_file("key_file"),
     )
     s.done()
+    if config.reconnect_min_s > config.reconnect_max_s:
+        s.fail("reconnect_min_s", f"must not exceed reconnect_max_s ({config.reconnect_max_s})")
     for key in ("ca_file", "cert_file", "key_file"):
         file = getattr(config, key)
         if file is not None and not file.is_file():

@@ -46,7 +46,12 @@ class Metrics:
         self.scanner_restarts = Counter(
             "luciole_ble_scanner_restarts", "BLE scanner restarts by the watchdog", registry=r
         )
-        self.commands = Counter("luciole_commands", "Commands by outcome", ["outcome"], registry=r)
+        self.commands = Counter(
+            "luciole_commands",
+            "Commands by stage: queued (device offline), sent, then ok or failed",
+            ["outcome"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

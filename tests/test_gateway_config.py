@@ -49,6 +49,7 @@ def check(tmp_path, text, *args):
             "devices[0].key: expected 32 hexadecimal digits",
         ),
         (GOOD + "[[serial]]\nbaud = 9600\n", "serial[0].port: required"),
+        (GOOD + "reconnect_min_s = 60\n", "broker.reconnect_min_s: must not exceed"),
     ],
 )
 def test_a_broken_config_is_one_clear_line(tmp_path, text, says):
@@ -68,7 +69,7 @@ def test_a_good_config_is_summarised(tmp_path, monkeypatch):
     path = tmp_path / "env.toml"
     path.write_text(GOOD + "password_env = 'LUCIOLE_PW'\n")
     assert gateway_config_module.load(path).broker.password == "from-env"
-    path.write_text(GOOD + f"password_file = '{tmp_path / 'pw'}'\n")
+    path.write_text(GOOD + "password_file = 'pw'\n")  # relative to the config file's folder
     assert gateway_config_module.load(path).broker.password == "s3cret"
 
 
