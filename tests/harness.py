@@ -133,6 +133,32 @@ def received(topic, user_seq, retained, payload_hex):
     return Received(topic, device, seq, retained, payload, user_seq)
 
 
+async def http_get(port, path):
+    """(status, body) of GET path on the gateway's local HTTP port."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.0\r\n\r\n".encode())
+    head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+    writer.close()
+    return int(head.split()[1]), body
+
+
+async def scrape(port):
+    """/metrics as {'name{label="value",...}': value}."""
+    _, body = await http_get(port, "/metrics")
+    values = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def sample(name, **labels):
+    """The key of one sample in scrape()'s result; labels in the order the metric declares."""
+    inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    return f"{name}{{{inner}}}" if labels else name
+
+
 async def wait_until(predicate, timeout_s, what="condition"):
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not predicate():

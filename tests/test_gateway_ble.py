@@ -8,7 +8,7 @@ import json
 
 import pytest
 from bluez import APPLE, BTHOME, EDDYSTONE, FakeBlueZ
-from harness import GatewayProcess, Subscriber, gateway_config, wait_until
+from harness import GatewayProcess, Subscriber, gateway_config, scrape, wait_until
 
 from luciole.protocols import senml
 from luciole.protocols.ble import bthome, eddystone, ibeacon
@@ -54,19 +54,6 @@ def gateway(tmp_path, broker, devices, watchdog_s=30.0):
         yield gw, port
     finally:
         gw.stop()
-
-
-async def scrape(port):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /metrics HTTP/1.0\r\n\r\n")
-    data = await reader.read()
-    writer.close()
-    values = {}
-    for line in data.partition(b"\r\n\r\n")[2].decode().splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
 
 
 def adverts(outcome):

@@ -4,7 +4,7 @@ import asyncio
 import json
 
 import pytest
-from harness import GatewayProcess, Subscriber, gateway_config, wait_until
+from harness import GatewayProcess, Subscriber, gateway_config, sample, scrape, wait_until
 
 from luciole.protocols import readings
 from luciole.protocols.link import READING, encode_frame
@@ -104,24 +104,6 @@ async def test_gateway_killed_mid_stream_loses_nothing(tmp_path, broker):
             d.unplug()
 
 
-async def metrics_text(port):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /metrics HTTP/1.0\r\n\r\n")
-    data = await reader.read()
-    writer.close()
-    return data.decode()
-
-
-def metric(text, name, **labels):
-    """The value of one sample in Prometheus text, 0 when absent."""
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    for line in text.splitlines():
-        key, _, value = line.rpartition(" ")
-        if key == (f"{name}{{{want}}}" if labels else name):
-            return float(value)
-    return 0.0
-
-
 async def test_garbage_on_the_line_is_counted_and_the_stream_continues(tmp_path, broker):
     device = SerialDevice("ps-0001", tmp_path / "ttyLUC0")
     http_port = free_port()
@@ -141,14 +123,14 @@ async def test_garbage_on_the_line_is_counted_and_the_stream_continues(tmp_path,
             await wait_until(lambda: len(city.messages) >= 200, 10, "200 readings")
             check_exactly_once_in_order(city.messages, {"ps-0001": 200})
             assert all(m.seq != 9999 for m in city.messages), "a damaged frame was published"
-            text = await metrics_text(http_port)
+            metrics = await scrape(http_port)
             port = str(device.path)
             rejected = sum(
-                metric(text, "luciole_link_errors_total", port=port, reason=r)
+                metrics.get(sample("luciole_link_errors_total", port=port, reason=r), 0)
                 for r in ("crc", "cobs", "truncated", "oversized", "version", "type", "flags")
             )
-            assert rejected >= 4, text
-            assert metric(text, "luciole_link_frames_total", port=port) >= 200
+            assert rejected >= 4, metrics
+            assert metrics[sample("luciole_link_frames_total", port=port)] >= 200
     finally:
         gw.stop()
         device.unplug()
