@@ -13,6 +13,7 @@ import random
 import ssl
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
 
@@ -155,18 +156,28 @@ class Uplink:
         return _PublishProperties(message.content_type, message.seq)
 
     async def _drain(self, client: aiomqtt.Client):
-        outbox, intake = self.intake.outbox, self.intake
-        window = asyncio.Semaphore(self.config.inflight)
-        acked: list[int] = []
-        failed: list[BaseException] = []
-        cursor = 0
+        """Publishes the outbox in order with up to `inflight` messages awaiting PUBACK.
 
-        def settled(task: asyncio.Task, message_id: int):
-            window.release()
-            if task.cancelled():
+        aiomqtt's publish() costs an asyncio task, event and timer per message, as much CPU as
+        the rest of the gateway's work on a reading; the drain instead hands messages to the
+        paho client aiomqtt wraps and counts PUBACKs in paho's own callback, passing on those
+        that are not its own (retained states, command replies) to aiomqtt."""
+        outbox, intake = self.intake.outbox, self.intake
+        paho = client._client  # private, on purpose: see the docstring
+        window = asyncio.Semaphore(self.config.inflight)
+        in_flight: dict[int, int] = {}  # paho message id -> outbox id
+        acked: list[int] = []
+        refused: list[str] = []
+        aiomqtt_on_publish = paho.on_publish
+
+        def on_publish(paho_client, userdata, mid, reason_code, properties):
+            message_id = in_flight.pop(mid, None)
+            if message_id is None:
+                aiomqtt_on_publish(paho_client, userdata, mid, reason_code, properties)
                 return
-            if task.exception() is not None:
-                failed.append(task.exception())
+            window.release()
+            if reason_code.is_failure:  # the broker refused it: it stays in the outbox
+                refused.append(str(reason_code))
             else:
                 acked.append(message_id)
 
@@ -178,41 +189,36 @@ class Uplink:
                 self.metrics.published.inc(len(ids))
                 self.metrics.queue_depth.set(outbox.depth)
 
-        pending: set[asyncio.Task] = set()
+        paho.on_publish = on_publish
+        cursor = 0
         try:
             while True:
-                if failed:
-                    raise failed[0]
+                if refused:
+                    raise aiomqtt.MqttError(f"the broker refused a message: {refused[0]}")
                 intake.committed.clear()
                 batch = await intake.run_db(outbox.peek, cursor, PEEK_BATCH)
                 if not batch:
                     await forget_acked()
                     waiter = asyncio.create_task(intake.committed.wait())
-                    await asyncio.wait({waiter}, timeout=0.5 if pending else None)
+                    await asyncio.wait({waiter}, timeout=0.5 if in_flight else None)
                     waiter.cancel()
                     continue
                 for message in batch:
                     await window.acquire()
-                    if failed:
-                        window.release()
-                        raise failed[0]
-                    task = asyncio.create_task(
-                        client.publish(
-                            message.topic,
-                            message.payload,
-                            qos=message.qos,
-                            properties=self._properties(message),
-                        )
+                    info = paho.publish(
+                        message.topic,
+                        message.payload,
+                        qos=message.qos,
+                        properties=self._properties(message),
                     )
-                    pending.add(task)
-                    task.add_done_callback(pending.discard)
-                    task.add_done_callback(lambda t, i=message.id: settled(t, i))
+                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                        raise aiomqtt.MqttCodeError(info.rc, "could not publish")
+                    in_flight[info.mid] = message.id
                     if len(acked) >= REMOVE_BATCH:
                         await forget_acked()
                 cursor = batch[-1].id
         finally:
-            for task in pending:
-                task.cancel()
+            paho.on_publish = aiomqtt_on_publish
             # what was acknowledged is forgotten even when the connection dropped
             if acked:
                 await intake.run_db(outbox.remove, acked[:])
