@@ -8,7 +8,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 
-from luciole.protocols import senml
+from luciole.protocols import link, senml
 from luciole.protocols.errors import DecodeError
 from luciole.protocols.topics import Topics, is_valid_id
 
@@ -123,7 +123,7 @@ class Gateway:
 
     def notice(self, port, event) -> None:
         kind, frame = event
-        if kind != "delivered":
+        if kind != link.DELIVERED:
             log.warning("%s: frame %d of type %d %s", port.name, frame.seq, frame.type, kind)
 
     def response(self, frame, port) -> None:

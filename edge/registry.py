@@ -58,12 +58,6 @@ class Registry:
         self.unknown_adverts = 0
         self.save()
 
-    def by_mac(self, mac: str) -> Device | None:
-        for device in self.devices.values():
-            if device.mac == mac:
-                return device
-        return None
-
     def announce(self, device_id: str, kind: str, link: str, firmware: str | None) -> Device:
         device = self.devices.setdefault(device_id, Device(device_id, kind))
         device.link, device.firmware = link, firmware or device.firmware

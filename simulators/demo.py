@@ -10,8 +10,6 @@ import asyncio
 import json
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +18,7 @@ import aiomqtt
 
 from luciole.protocols import senml
 
+from .gateway_process import GatewayProcess, write_config
 from .mosquitto import Mosquitto, free_port
 from .serial_device import SerialDevice
 
@@ -33,17 +32,6 @@ def demo_command(subparsers):
     parser.add_argument("--seconds", type=float, default=15.0, help="how long (default 15)")
     parser.add_argument("--sensors", type=int, default=3, help="simulated sensors (default 3)")
     parser.set_defaults(handler=lambda args: asyncio.run(run(args.seconds, args.sensors)))
-
-
-def gateway_toml(workdir: Path, broker: Mosquitto, ports, http_port) -> Path:
-    serial = "".join(f'[[serial]]\nport = "{p}"\nsilent_after_s = 5\n' for p in ports)
-    path = workdir / "gateway.toml"
-    path.write_text(
-        f'[gateway]\nid = "gw-demo"\nsite = "issy"\ndata_dir = "{workdir / "gateway"}"\n'
-        f'http_listen = "127.0.0.1:{http_port}"\n'
-        f'[broker]\nhost = "{broker.host}"\nport = {broker.port}\n{serial}'
-    )
-    return path
 
 
 def describe(topic: str, payload: bytes) -> str:
@@ -77,11 +65,15 @@ async def run(seconds: float, sensors: int) -> int:
     print(f"broker      mosquitto on {broker.host}:{broker.port}")
     devices = [SerialDevice(f"ps-{i + 1:04d}", workdir / f"ttyPS{i + 1}") for i in range(sensors)]
     http_port = free_port()
-    config = gateway_toml(workdir, broker, [d.path for d in devices], http_port)
-    gateway = subprocess.Popen(
-        [str(Path(sys.executable).parent / "luciole"), "gateway", "--config", str(config)],
-        stderr=open(workdir / "gateway.log", "wb"),  # noqa: SIM115
+    config = write_config(
+        workdir / "gateway.toml",
+        broker,
+        [d.path for d in devices],
+        silent_after_s=5,
+        id="gw-demo",
+        http_listen=f"127.0.0.1:{http_port}",
     )
+    gateway = GatewayProcess(config, workdir / "gateway.log").start()
     print(f"gateway     gw-demo, config {config}, metrics http://127.0.0.1:{http_port}/metrics")
     for d in devices:
         print(f"sensor      {d.device_id} on {d.path}")
@@ -111,8 +103,7 @@ async def run(seconds: float, sensors: int) -> int:
         print(f"gateway log: {workdir / 'gateway.log'}")
         return 0
     finally:
-        gateway.terminate()
-        gateway.wait(10)
+        gateway.stop()
         for d in devices:
             d.unplug()
         broker.stop()

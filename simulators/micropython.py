@@ -25,12 +25,11 @@ def interpreter():
     return found
 
 
-def run(script, *args, heap=DEFAULT_HEAP, input=None, timeout_s=300, extra_path=()):
+def run(script, *args, heap=DEFAULT_HEAP, timeout_s=300):
     """Runs a MicroPython script to completion; returns its stdout."""
-    path = ":".join([str(SOURCE_ROOT), *map(str, extra_path), ".frozen"])
+    path = f"{SOURCE_ROOT}:.frozen"
     done = subprocess.run(
         [interpreter(), "-X", f"heapsize={heap}", str(script), *map(str, args)],
-        input=input,
         capture_output=True,
         text=True,
         timeout=timeout_s,

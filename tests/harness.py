@@ -2,71 +2,22 @@
 
 import asyncio
 import contextlib
-import json
-import os
-import signal
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from luciole.protocols import senml
+from luciole.simulators.gateway_process import LUCIOLE, GatewayProcess, write_config
 
-LUCIOLE = str(Path(sys.executable).parent / "luciole")
+__all__ = ["LUCIOLE", "GatewayProcess", "gateway_config"]
 
 
-def gateway_config(tmp_path, broker, serial_paths=(), extra="", **gateway):
-    """A gateway.toml for the test; keyword arguments set [gateway] keys."""
-    gateway = {
-        "id": "gw-test",
-        "site": "issy",
-        "data_dir": str(tmp_path / "gw-data"),
-        "http_listen": "127.0.0.1:0",
-        **gateway,
-    }
-    lines = [
-        "[gateway]",
-        *(f"{key} = {json.dumps(value)}" for key, value in gateway.items()),
-        "[broker]",
-        f'host = "{broker.host}"',
-        f"port = {broker.port}",
-        "reconnect_min_s = 0.1",
-        "reconnect_max_s = 0.5",
-    ]
-    for path in serial_paths:
-        lines += ["[[serial]]", f'port = "{path}"']
-    path = tmp_path / "gateway.toml"
-    path.write_text("\n".join(lines) + "\n" + extra)
+def gateway_config(tmp_path, broker, serial_paths=(), extra="", **options):
+    """tmp_path/gateway.toml for a test gateway (gw-test on site issy); `extra` is appended TOML
+    (e.g. [ble] and [[devices]] tables)."""
+    path = write_config(tmp_path / "gateway.toml", broker, serial_paths, **options)
+    path.write_text(path.read_text() + extra)
     return path
-
-
-class GatewayProcess:
-    def __init__(self, config_path, log_path):
-        self.config_path, self.log_path = config_path, log_path
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen(
-            [LUCIOLE, "gateway", "--config", str(self.config_path)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.log_path, "ab"),  # noqa: SIM115
-        )
-        return self
-
-    def kill(self):
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log(self):
-        return Path(self.log_path).read_text() if os.path.exists(self.log_path) else ""
 
 
 @dataclass

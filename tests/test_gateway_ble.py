@@ -46,9 +46,9 @@ def gateway(tmp_path, broker, devices, watchdog_s=30.0):
         lines += ["[[devices]]", f'id = "{device_id}"', f'kind = "{kind}"', f'mac = "{mac}"']
         if key is not None:
             lines.append(f'key = "{key.hex()}"')
-    config = gateway_config(tmp_path, broker, extra="\n".join(lines) + "\n")
-    text = config.read_text()  # /metrics on a port the test knows
-    config.write_text(text.replace('"127.0.0.1:0"', f'"127.0.0.1:{port}"'))
+    # /metrics on a port the test knows
+    extra = "\n".join(lines) + "\n"
+    config = gateway_config(tmp_path, broker, extra=extra, http_listen=f"127.0.0.1:{port}")
     gw = GatewayProcess(config, tmp_path / "gw.log").start()
     try:
         yield gw, port

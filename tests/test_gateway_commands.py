@@ -83,8 +83,7 @@ async def test_commands_reach_the_device_and_answers_come_back(tmp_path, broker)
 
 async def test_an_offline_device_gets_its_command_when_back_or_it_expires(tmp_path, broker):
     device = SerialDevice("lum-1", tmp_path / "ttyLUC0")
-    config = gateway_config(tmp_path, broker, [device.path])
-    config.write_text(config.read_text() + "silent_after_s = 1.0\n")
+    config = gateway_config(tmp_path, broker, [device.path], silent_after_s=1.0)
     gw = GatewayProcess(config, tmp_path / "gw.log")
     try:
         await started(gw, device)

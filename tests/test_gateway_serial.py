@@ -138,12 +138,7 @@ async def test_garbage_on_the_line_is_counted_and_the_stream_continues(tmp_path,
 
 async def test_unplugged_device_is_picked_up_again_and_silence_means_offline(tmp_path, broker):
     device = SerialDevice("ps-0001", tmp_path / "ttyLUC0")
-    config = gateway_config(tmp_path, broker, [device.path])
-    config.write_text(
-        config.read_text().replace(
-            f'port = "{device.path}"', f'port = "{device.path}"\nsilent_after_s = 1.5'
-        )
-    )
+    config = gateway_config(tmp_path, broker, [device.path], silent_after_s=1.5)
     gw = GatewayProcess(config, tmp_path / "gw.log").start()
     status = "luciole/v1/issy/devices/ps-0001/status"
     try:

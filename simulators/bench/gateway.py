@@ -28,6 +28,7 @@ from pathlib import Path
 from luciole.edge.config import BrokerConfig
 from luciole.protocols import senml
 
+from ..gateway_process import GatewayProcess, write_config
 from ..mosquitto import Mosquitto, free_port
 from . import print_table
 
@@ -227,40 +228,15 @@ def wait_metric(port, name, want, timeout_s):
         time.sleep(0.05)
 
 
-def gateway_command(config: Path) -> list[str]:
+def gateway_command(config: Path) -> list[str] | None:
+    """The gateway under cProfile when LUCIOLE_BENCH_PROFILE names a file, else the default."""
     profile = os.environ.get("LUCIOLE_BENCH_PROFILE")
-    if profile:  # cProfile of the gateway's event loop thread, written when it stops
-        code = (
-            "import cProfile, sys; from luciole.edge.cli import main; "
-            f"cProfile.run('main()', {profile!r})"
-        )
-        return [sys.executable, "-c", code, "gateway", "--config", str(config)]
-    script = Path(sys.executable).parent / "luciole"
-    if script.exists():
-        return [str(script), "gateway", "--config", str(config)]
-    code = "import sys; from luciole.edge.cli import main; sys.exit(main())"
+    if not profile:
+        return None
+    code = (
+        f"import cProfile; from luciole.edge.cli import main; cProfile.run('main()', {profile!r})"
+    )
     return [sys.executable, "-c", code, "gateway", "--config", str(config)]
-
-
-def write_config(workdir: Path, broker: Mosquitto, http_port: int, ports: list[Path]) -> Path:
-    lines = [
-        "[gateway]",
-        'id = "gw-bench"',
-        f'site = "{SITE}"',
-        f'data_dir = "{workdir / "gw-data"}"',
-        f'http_listen = "127.0.0.1:{http_port}"',
-        "[broker]",
-        f'host = "{broker.host}"',
-        f"port = {broker.port}",
-        # back on line within half a second of the broker: the drain is timed from its restart
-        "reconnect_min_s = 0.1",
-        "reconnect_max_s = 0.5",
-    ]
-    for path in ports:
-        lines += ["[[serial]]", f'port = "{path}"']
-    config = workdir / "gateway.toml"
-    config.write_text("\n".join(lines) + "\n")
-    return config
 
 
 def keys(ndev: int, count: int, first_seq: int) -> list[tuple[str, int]]:
@@ -281,7 +257,7 @@ class Rig:
         self.broker = BenchBroker(workdir / "broker")
         self.inbox = Inbox(workdir / "city.tsv")
         self.children: list[Child] = []
-        self.gateway: subprocess.Popen | None = None
+        self.gateway: GatewayProcess | None = None
         self.http_port = free_port()
         self.seq = 0  # the devices' next seq: every run sends new readings
         self.expected: list[tuple[str, int]] = []
@@ -296,12 +272,17 @@ class Rig:
         self.devices = self._child("devices", self.workdir, DEVICES)
         self.devices.expect("READY", 10)
         ports = [self.workdir / f"ttyLUC{i}" for i in range(DEVICES)]
-        config = write_config(self.workdir, self.broker, self.http_port, ports)
-        self.gateway = subprocess.Popen(
-            gateway_command(config),
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.workdir / "gateway.log", "ab"),  # noqa: SIM115 (the child keeps it)
+        config = write_config(
+            self.workdir / "gateway.toml",
+            self.broker,
+            ports,
+            id="gw-bench",
+            site=SITE,
+            http_listen=f"127.0.0.1:{self.http_port}",
         )
+        self.gateway = GatewayProcess(
+            config, self.workdir / "gateway.log", gateway_command(config)
+        ).start()
         self.devices.send("hello")  # every port opened by the gateway, which greeted the device
         self.devices.expect("OK", 30)
         wait_metric(self.http_port, "luciole_broker_connected", 1.0, 30)
@@ -317,7 +298,7 @@ class Rig:
 
     def processes(self) -> dict[str, int]:
         return {
-            "gateway": self.gateway.pid,
+            "gateway": self.gateway.process.pid,
             "devices": self.devices.process.pid,
             "subscriber": self.subscriber.process.pid,
             "mosquitto": self.broker.process.pid,
@@ -366,13 +347,8 @@ class Rig:
     def stop(self):
         for child in self.children:
             child.stop()
-        if self.gateway is not None and self.gateway.poll() is None:
-            self.gateway.terminate()
-            try:
-                self.gateway.wait(10)
-            except subprocess.TimeoutExpired:
-                self.gateway.kill()
-                self.gateway.wait()
+        if self.gateway is not None:
+            self.gateway.stop()
         self.broker.stop()
         self.inbox.close()
 
@@ -394,7 +370,10 @@ def run(scale: float = 1.0):
     try:
         progress(f"workdir {workdir}; scale {scale:g}; starting broker, subscriber, devices")
         rig.start()
-        progress(f"gateway pid {rig.gateway.pid} up: {DEVICES} serial ports, {inflight} in flight")
+        progress(
+            f"gateway pid {rig.gateway.process.pid} up: "
+            f"{DEVICES} serial ports, {inflight} in flight"
+        )
 
         bares, fours = [], []
         for n in range(1, ROUNDS + 1):
@@ -433,17 +412,17 @@ def run(scale: float = 1.0):
         fill_rate = backlog / (float(rig.devices.expect("DONE", 600)[0]) - fill_start)
         depth = metrics(rig.http_port).get("luciole_queue_depth", 0)
         progress(f"  stored at {fill_rate:,.0f} msg/s; outbox depth {depth:,.0f}; broker restarts")
-        cpu_before = cpu_s(rig.gateway.pid)
+        cpu_before = cpu_s(rig.gateway.process.pid)
         restart = time.time()
         rig.broker.start()
         last = rig.inbox.wait_all(want, 300, "drain")
-        drain_cpu_us = (cpu_s(rig.gateway.pid) - cpu_before) * 1e6 / backlog
+        drain_cpu_us = (cpu_s(rig.gateway.process.pid) - cpu_before) * 1e6 / backlog
         drain = backlog / (last - restart)
         first_back = min(rig.inbox.first[k] for k in want if k in rig.inbox.first)
         drain_connected = backlog / (last - first_back)
         progress(f"  drained at {drain:,.0f} msg/s, gateway {drain_cpu_us:,.0f} us CPU/msg")
 
-        rss = peak_rss_mb(rig.gateway.pid)
+        rss = peak_rss_mb(rig.gateway.process.pid)
         final = metrics(rig.http_port)
         rig.inbox.read()
         lost = sum(1 for k in rig.expected if k not in rig.inbox.first)
