@@ -6,6 +6,7 @@ An entry point names a function `register(subparsers) -> None` that adds one sub
 """
 
 import argparse
+import os
 import sys
 from importlib.metadata import entry_points, version
 
@@ -64,3 +65,6 @@ def main(argv=None):
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `luciole ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

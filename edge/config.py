@@ -56,11 +56,18 @@ class BleConfig:
 
 
 @dataclass(frozen=True)
+class ParkingConfig:
+    enabled: bool = False
+    unknown_after_s: float = 600.0
+
+
+@dataclass(frozen=True)
 class DeviceConfig:
     id: str
     kind: str
     mac: str | None = None
     key: bytes | None = None
+    spot: str | None = None  # the parking bay a parking sensor watches
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,12 @@ class GatewayConfig:
     broker: BrokerConfig = field(default_factory=BrokerConfig)
     serial: tuple[SerialPortConfig, ...] = ()
     ble: BleConfig = field(default_factory=BleConfig)
+    parking: ParkingConfig = field(default_factory=ParkingConfig)
     devices: tuple[DeviceConfig, ...] = ()
+
+    @property
+    def parking_db(self) -> Path:
+        return self.data_dir / "parking.db"
 
 
 DEVICE_KINDS = ("parking-sensor", "luminaire", "beacon")
@@ -211,6 +223,50 @@ def _ble(path, table):
     return config
 
 
+def _parking(path, table):
+    s = _Section(path, "parking", table)
+    config = ParkingConfig(
+        enabled=s.get("enabled", bool, True),
+        unknown_after_s=s.get("unknown_after_s", float, 600.0, lambda v: v > 0, "must be > 0"),
+    )
+    s.done()
+    return config
+
+
+def _check_spots(config, in_inventory):
+    """No bay has two sensors and, with in_inventory, each sensor's bay is in the inventory."""
+    assigned = [(i, d) for i, d in enumerate(config.devices) if d.spot is not None]
+    if not assigned:
+        return
+    where = f"{config.path}: devices[{assigned[0][0]}].spot"
+    if not config.parking.enabled:
+        raise ConfigError(f"{where}: a bay is assigned but parking is off: add a [parking] table")
+    by_spot = {}
+    for i, device in assigned:
+        if device.spot in by_spot:
+            raise ConfigError(
+                f"{config.path}: devices[{i}].spot: bay {device.spot!r} already has sensor "
+                f"{by_spot[device.spot]!r}"
+            )
+        by_spot[device.spot] = device.id
+    if not in_inventory:
+        return
+    from .parking_inventory import InventoryError, known_spots  # only when bays are assigned
+
+    try:
+        known = known_spots(config.parking_db)
+    except InventoryError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    for i, device in assigned:
+        if known is None or device.spot not in known:
+            inventory = "is empty" if known is None else f"has {len(known)} bays"
+            raise ConfigError(
+                f"{config.path}: devices[{i}].spot: no bay {device.spot!r} in the parking "
+                f"inventory ({config.parking_db} {inventory}); import it with "
+                f"`luciole parking import FILE --config {config.path}`"
+            )
+
+
 def _mac(value):
     parts = value.split(":")
     return len(parts) == 6 and all(len(p) == 2 and _is_hex(p) for p in parts)
@@ -238,16 +294,23 @@ def _device(path, index, table):
     key = s.secret("key")
     if key is not None and not (len(key) == 32 and _is_hex(key)):
         s.fail("key", "expected 32 hexadecimal digits (a 16-byte AES key)")
+    spot = s.get("spot", str, None, is_valid_id, "a bay id must match [a-z0-9][a-z0-9-]{0,63}")
+    if spot is not None and kind != "parking-sensor":
+        s.fail("spot", f"only a parking-sensor watches a bay, not a {kind}")
     s.done()
     return DeviceConfig(
         id=device_id,
         kind=kind,
         mac=mac.upper() if mac else None,
         key=bytes.fromhex(key) if key else None,
+        spot=spot,
     )
 
 
-def load(path) -> GatewayConfig:
+def load(path, check_spots=True) -> GatewayConfig:
+    """The whole file, checked. With check_spots (the default), the bays that devices[].spot
+    names must be in the parking inventory (data_dir/parking.db, read-only); `luciole parking
+    import` checks the new inventory instead."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text())
@@ -264,6 +327,7 @@ def load(path) -> GatewayConfig:
         ("gateway", dict),
         ("broker", dict),
         ("ble", dict),
+        ("parking", dict),
         ("serial", list),
         ("devices", list),
     ):
@@ -309,6 +373,8 @@ def load(path) -> GatewayConfig:
         serial=tuple(_serial(path, i, t) for i, t in enumerate(tables["serial"])),
         # a [ble] table, even empty, turns BLE on unless it says enabled = false
         ble=_ble(path, tables["ble"]) if "ble" in raw else BleConfig(),
+        # likewise a [parking] table turns the parking service on
+        parking=_parking(path, tables["parking"]) if "parking" in raw else ParkingConfig(),
         devices=tuple(_device(path, i, t) for i, t in enumerate(tables["devices"])),
     )
     g.done()
@@ -317,4 +383,5 @@ def load(path) -> GatewayConfig:
         if device.id in seen:
             raise ConfigError(f"{path}: devices[{i}].id: {device.id!r} is listed twice")
         seen.add(device.id)
+    _check_spots(config, check_spots)
     return config

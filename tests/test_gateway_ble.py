@@ -7,7 +7,7 @@ import contextlib
 import json
 
 import pytest
-from bluez import APPLE, BTHOME, EDDYSTONE, FakeBlueZ
+from luciole.simulators.bluez import APPLE, BTHOME, EDDYSTONE, FakeBlueZ
 from harness import GatewayProcess, Subscriber, gateway_config, scrape, wait_until
 
 from luciole.protocols import senml

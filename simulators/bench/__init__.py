@@ -14,6 +14,10 @@ BENCHES = {
     "protocols": "per-operation costs of the wire formats on CPython and MicroPython",
     "gateway": "serial devices -> the real gateway -> Mosquitto, QoS 1 and durable, against a "
     "bare aiomqtt publisher; about a minute",
+    "firmware": "peak heap of each firmware app under MicroPython, and a 20-board world's "
+    "simulated-to-wall time ratio",
+    "parking": "a simulated day of a street: detection accuracy, latency, radio and battery",
+    "lifi": "Li-Fi goodput per line code and time to content against the erasure bound",
 }
 
 

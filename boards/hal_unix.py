@@ -1,0 +1,186 @@
+# The HAL of the host_sim board: MicroPython's unix port inside the Luciole simulator.
+#
+# The link UART is the process's stdin/stdout, which the simulator wires to a pseudo-terminal
+# (the gateway opens the other side as it opens /dev/ttyUSB0). Sensors, radio, light and the
+# watchdog are messages on a TCP connection to the simulator's world (docs/simulator.md):
+#   op (1 byte) | length (4 bytes, little-endian) | payload
+# The simulator describes this board instance in the environment variable LUCIOLE_SIM (JSON):
+#   {"id", "world": "127.0.0.1:PORT", "storage": folder, "mac", "battery_mv"}
+# and time runs `speed` times faster than the wall clock, as the world says when the board joins.
+import asyncio
+import json
+import os
+import struct
+import sys
+import time
+
+HELLO = 1  # board -> world: {"id"}; world -> board: {"sim_ms", "speed"}
+FEED = 2  # watchdog feed
+ADVERTISE = 3  # <I interval_ms> + advertising data
+ADVERTISE_STOP = 4
+LIGHT = 5  # <I chip_rate_hz> + chips
+MAGNETOMETER = 6  # board: a read request; world: <fff> microtesla
+LED = 7  # one byte, 0 or 1
+WATCHDOG = 8  # <I timeout_ms>
+REBOOT_EXIT = 75  # exit status asking the simulator to start the board again
+
+
+class Clock:
+    def __init__(self):
+        self.speed = 1.0
+        self._sim0_ms = 0
+        self._local0_ms = time.ticks_ms()
+
+    def sync(self, sim_ms, speed):
+        self.speed = speed
+        self._sim0_ms = sim_ms
+        self._local0_ms = time.ticks_ms()
+
+    def ticks_ms(self):
+        elapsed_ms = time.ticks_diff(time.ticks_ms(), self._local0_ms)
+        return self._sim0_ms + int(elapsed_ms * self.speed)
+
+    async def sleep_ms(self, ms):
+        await asyncio.sleep_ms(int(ms / self.speed))
+
+
+class World:
+    # The connection to the simulator's world, which is every peripheral of this board but the
+    # UART: one object serves as magnetometer, BLE radio, light, LED, battery and watchdog (one
+    # class rather than six: on a 64 KB heap each class costs its weight). Requests that expect
+    # an answer (a magnetometer read) wait their turn: the world answers in order.
+    def __init__(self, address, clock, instance):
+        host, port = address.rsplit(":", 1)
+        self._address = (host, int(port))
+        self._reader = self._writer = None
+        self._lock = asyncio.Lock()
+        self._clock = clock
+        self.address = instance.get("mac", "02:00:00:00:00:00")  # the BLE address
+        self._battery_mv = instance.get("battery_mv", 3000)
+        self.max_chip_rate_hz = 4000000
+
+    async def connect(self, device_id):
+        self._reader, self._writer = await asyncio.open_connection(*self._address)
+        self.send(HELLO, json.dumps({"id": device_id}).encode())
+        _, payload = await self._receive()
+        return json.loads(payload)
+
+    def send(self, op, payload=b""):
+        self._writer.write(struct.pack("<BI", op, len(payload)))
+        self._writer.write(payload)
+
+    async def request(self, op, payload=b""):
+        async with self._lock:
+            self.send(op, payload)
+            await self._writer.drain()
+            return (await self._receive())[1]
+
+    async def _receive(self):
+        header = await self._reader.readexactly(5)
+        op, length = struct.unpack("<BI", header)
+        return op, await self._reader.readexactly(length)
+
+    # magnetometer
+    def power(self, on):
+        pass  # the world's magnetometer draws nothing
+
+    async def read(self):
+        return struct.unpack("<fff", await self.request(MAGNETOMETER))
+
+    # BLE radio
+    def advertise(self, adv_data, interval_ms):
+        self.send(ADVERTISE, struct.pack("<I", interval_ms) + adv_data)
+
+    def stop(self):
+        self.send(ADVERTISE_STOP)
+
+    # Li-Fi light
+    async def transmit(self, chips, chip_rate_hz):
+        if not 0 < chip_rate_hz <= self.max_chip_rate_hz:
+            raise ValueError("chip rate must be 1 to %d Hz" % self.max_chip_rate_hz)
+        self.send(LIGHT, struct.pack("<I", chip_rate_hz) + chips)
+        await self._writer.drain()
+        await self._clock.sleep_ms(len(chips) * 8000 // chip_rate_hz)  # the light's air time
+
+    # status LED
+    def on(self):
+        self.send(LED, b"\x01")
+
+    def off(self):
+        self.send(LED, b"\x00")
+
+    # battery
+    def read_mv(self):
+        return self._battery_mv
+
+    # watchdog: the world resets the board (kills and restarts its process) when feeds stop
+    def watch(self, timeout_ms):
+        self.send(WATCHDOG, struct.pack("<I", timeout_ms))
+        return self
+
+    def feed(self):
+        self.send(FEED)
+
+
+class Uart:
+    def __init__(self):
+        self._reader = asyncio.StreamReader(sys.stdin.buffer)
+        self._writer = asyncio.StreamWriter(sys.stdout.buffer)
+        self._draining = False
+
+    async def read(self):
+        return await self._reader.read(512)
+
+    def write(self, data):
+        self._writer.write(data)  # writes at once what the pty takes, buffers the rest
+        if self._writer.out_buf and not self._draining:
+            self._draining = True
+            asyncio.create_task(self._drain())
+
+    async def _drain(self):
+        await self._writer.drain()
+        self._draining = False
+
+
+class Hal:
+    def __init__(self, board):
+        self.board = board
+        self.instance = json.loads(os.getenv("LUCIOLE_SIM") or "{}")
+        self.storage = self.instance.get("storage", ".") + "/"
+        self.clock = Clock()
+        self.world = None
+        self._uart = None
+
+    async def start(self):
+        address = self.instance.get("world")
+        if address:
+            self.world = World(address, self.clock, self.instance)
+            welcome = await self.world.connect(self.default_id())
+            self.clock.sync(welcome["sim_ms"], welcome["speed"])
+
+    def default_id(self):
+        return self.instance.get("id", "sim-0000")
+
+    def open(self, alias):
+        kind = self.board["aliases"][alias]["kind"]
+        if kind == "uart":
+            if self._uart is None:
+                self._uart = Uart()
+            return self._uart
+        if self.world is None:
+            raise OSError("%s needs the simulator's world (LUCIOLE_SIM names none)" % alias)
+        return self.world
+
+    def watchdog(self, timeout_ms):
+        if self.world is None:
+            return self  # nobody could reset the board: the console still works (device tests)
+        return self.world.watch(timeout_ms)
+
+    def feed(self):
+        pass
+
+    def log(self, level, message):
+        sys.stderr.write("%d %s %s\n" % (self.clock.ticks_ms(), level, message))
+
+    def reset(self):
+        raise SystemExit(REBOOT_EXIT)

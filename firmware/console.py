@@ -1,0 +1,97 @@
+# The device's side of the serial device link (docs/device-link.md): HELLO, commands from the
+# gateway or a technician's tool answered with RESPONSE frames, reliable readings/events, and log
+# lines as LOG frames. The same console serves provisioning (identify, info, config get/set,
+# reboot) and the apps' own commands. The link keeps real time (time.ticks_ms), even where the
+# simulator scales the apps' clock: its timers pace a real wire.
+import asyncio
+import time
+
+from protocols import cbor, link
+
+
+class Console:
+    def __init__(self, uart, hello):
+        self._uart = uart
+        self._hello = hello  # the HELLO body: {"id", "role", "fw", "board"}
+        self._link = link.Link(window=4, retry_ms=250, max_retries=8)
+        self._commands = {}
+        self._wake = asyncio.Event()
+
+    def command(self, name, handler):
+        # handler(args: dict) -> dict, or raises ValueError("reason") for an error reply
+        self._commands[name] = handler
+
+    def send(self, frame_type, body, reliable=True):
+        # False when the link's window is full: the caller keeps the frame and tries later.
+        if reliable and not self._link.can_send():
+            return False
+        self._out(self._link.send(frame_type, body, time.ticks_ms(), reliable))
+        return True
+
+    def log(self, level, message):
+        self.send(link.LOG, ("%s %s" % (level, message)).encode(), False)
+
+    async def run(self):
+        self.send(link.HELLO, cbor.dumps(self._hello), False)
+        asyncio.create_task(self._retransmit())
+        while True:
+            data = await self._uart.read()
+            for event in self._link.receive(data, time.ticks_ms()):
+                if isinstance(event, link.Frame):
+                    self._frame(event)
+            self._flush()
+
+    def _frame(self, frame):
+        if frame.type == link.HELLO:
+            self.send(link.HELLO, cbor.dumps(self._hello), False)
+        elif frame.type == link.COMMAND:
+            self.send(link.RESPONSE, cbor.dumps(self._answer(frame.body)))
+
+    def _answer(self, body):
+        try:
+            request = cbor.loads(body)
+        except ValueError as e:
+            return {"ok": False, "error": "bad command: %s" % e}
+        if not isinstance(request, dict):
+            return {"ok": False, "error": "bad command: not a map"}
+        reply = {"id": request.get("id")}
+        name = request.get("cmd")
+        args = request.get("args")
+        handler = self._commands.get(name)
+        if handler is None:
+            reply["ok"] = False
+            reply["error"] = "unknown command %r; known: %s" % (
+                name,
+                ", ".join(sorted(self._commands)),
+            )
+        elif args is not None and not isinstance(args, dict):
+            reply["ok"] = False
+            reply["error"] = "args must be a map"
+        else:
+            try:
+                reply["result"] = handler(args or {})
+                reply["ok"] = True
+            except ValueError as e:
+                reply["ok"] = False
+                reply["error"] = str(e)
+        return reply
+
+    async def _retransmit(self):
+        link_ = self._link
+        while True:
+            wait_ms = link_.poll_in_ms(time.ticks_ms())
+            if wait_ms is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await asyncio.sleep_ms(wait_ms + 1)
+            link_.poll(time.ticks_ms())
+            self._flush()
+
+    def _flush(self):
+        self._out(self._link.pending_output())
+
+    def _out(self, data):
+        if data:
+            self._uart.write(data)
+            self._wake.set()

