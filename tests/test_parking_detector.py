@@ -1,0 +1,254 @@
+"""The parking detector: calibration, drift, neighbours, weak vehicles, hysteresis, and the same
+decisions under CPython and MicroPython on the same recorded traces."""
+
+import json
+import math
+import random
+
+import pytest
+
+from luciole.firmware.apps.energy import Energy
+from luciole.firmware.apps.parking_detector import (
+    IDLE_MS,
+    WINDOW,
+    CalibrationError,
+    Detector,
+)
+from luciole.simulators import micropython
+from luciole.simulators.street import Street
+
+EMPTY = (21.1, 0.0, -42.9)  # Earth's field here, sensor level and facing north
+
+
+def noisy(field, rng, sigma_ut=0.35):
+    return tuple(v + rng.gauss(0, sigma_ut) for v in field)
+
+
+def calibrated(baseline=EMPTY, seed=1):
+    rng = random.Random(seed)
+    detector = Detector()
+    for _ in range(WINDOW):
+        detector.feed(IDLE_MS, *noisy(baseline, rng))
+    detector.calibrate()
+    return detector
+
+
+def run(detector, street, bay, start_s, end_s):
+    """Feeds the detector at its own duty cycle; returns its decisions [(t_s, occupied)]."""
+    decisions = []
+    t_s = start_s
+    wait_ms = IDLE_MS
+    while t_s < end_s:
+        if detector.feed(wait_ms, *street.field_ut(bay, t_s)):
+            decisions.append((t_s, detector.occupied))
+        wait_ms = detector.next_ms()
+        t_s += wait_ms / 1000
+    return decisions
+
+
+def street_calibrated(street, bay, at_s=60.0):
+    detector = Detector()
+    for k in range(WINDOW):
+        detector.feed(IDLE_MS, *street.field_ut(bay, at_s + 2 * k))
+    detector.calibrate()
+    return detector
+
+
+def test_calibration_takes_the_empty_bay_field():
+    detector = calibrated()
+    assert all(abs(b - e) < 0.5 for b, e in zip(detector.baseline, EMPTY, strict=True))
+    assert detector.status()["calibrated"]
+
+
+def test_calibration_refused_with_a_car_over_the_sensor():
+    rng = random.Random(2)
+    detector = Detector()
+    car_over = (EMPTY[0] + 6.0, EMPTY[1] - 4.0, EMPTY[2] - 25.0)
+    for _ in range(WINDOW):
+        detector.feed(IDLE_MS, *noisy(car_over, rng))
+    with pytest.raises(CalibrationError, match="vehicle or steel over the sensor"):
+        detector.calibrate()
+    assert detector.baseline is None
+
+
+def test_calibration_refused_while_a_car_is_detected_unless_forced():
+    street = Street(1, seed=3, duration_s=3600, stays=[(0, 600.0, 3000.0, "car")])
+    detector = street_calibrated(street, 0)
+    run(detector, street, 0, 100.0, 1200.0)
+    assert detector.occupied
+    with pytest.raises(CalibrationError, match="vehicle is detected"):
+        detector.calibrate()
+    # the technician's override still refuses what does not look like Earth's field
+    with pytest.raises(CalibrationError):
+        detector.calibrate(force=True)
+
+
+def test_calibration_refused_when_noisy():
+    rng = random.Random(4)
+    detector = Detector()
+    for _ in range(WINDOW):
+        detector.feed(IDLE_MS, *noisy(EMPTY, rng, sigma_ut=3.0))
+    with pytest.raises(CalibrationError, match="too noisy"):
+        detector.calibrate()
+
+
+def test_calibration_needs_enough_readings():
+    detector = Detector()
+    detector.feed(IDLE_MS, *EMPTY)
+    with pytest.raises(CalibrationError, match="not enough readings"):
+        detector.calibrate()
+
+
+def test_drift_is_tracked_while_vacant_only():
+    rng = random.Random(5)
+    detector = calibrated()
+    # 6 h vacant while the field drifts 1.5 uT on z (a warming sensor): the baseline follows
+    for k in range(6 * 1800):
+        drift = 1.5 * k / (6 * 1800)
+        detector.feed(IDLE_MS, *noisy((EMPTY[0], EMPTY[1], EMPTY[2] + drift), rng))
+    assert not detector.occupied
+    assert abs(detector.baseline[2] - (EMPTY[2] + 1.5)) < 0.3
+    # then a car parks for 6 h: the baseline must not learn it
+    before = detector.baseline
+    car = (EMPTY[0] + 3.0, EMPTY[1] + 2.0, EMPTY[2] + 1.5 - 20.0)
+    for _ in range(6 * 1800):
+        detector.feed(detector.next_ms(), *noisy(car, rng))
+    assert detector.occupied
+    assert detector.baseline == before
+
+
+def test_a_car_in_the_neighbouring_bay_does_not_trigger():
+    # 40 different cars park in one neighbour or the other, one at a time; the middle bay
+    # stays empty (two large vans on both sides at once can add up past the threshold: see
+    # docs/parking-sensor.md)
+    stays = [(k % 2 * 2, 300.0 + 2400.0 * k, 2100.0 + 2400.0 * k, "car") for k in range(40)]
+    street = Street(3, seed=6, duration_s=100000, stays=stays)
+    detector = street_calibrated(street, 1, at_s=10.0)
+    assert run(detector, street, 1, 0.0, 100000.0) == []
+
+
+def test_a_weak_vehicle_is_detected():
+    # weak: high chassis, little steel; the seed gives one of typical strength for its kind
+    street = Street(1, seed=7, duration_s=3600, stays=[(0, 600.0, 2400.0, "weak")])
+    vehicle = street.vehicles[0]
+    decisions = run(street_calibrated(street, 0), street, 0, 100.0, 3600.0)
+    assert vehicle["kind"] == "weak"
+    assert [o for _, o in decisions] == [True, False]
+    (arrived, _), (left, _) = decisions
+    assert 600.0 <= arrived <= 606.0 and 2400.0 <= left <= 2406.0
+
+
+def test_hysteresis_a_field_at_the_threshold_does_not_chatter():
+    rng = random.Random(8)
+    detector = calibrated()
+    # a vehicle whose field sits right at the detection threshold for 2 h
+    at_threshold = (EMPTY[0] + detector.on_ut, EMPTY[1], EMPTY[2])
+    changes = 0
+    for _ in range(3600):
+        changes += detector.feed(detector.next_ms(), *noisy(at_threshold, rng))
+    assert changes <= 1
+
+
+def test_duty_cycle_is_slow_when_stable_and_fast_when_confirming():
+    detector = calibrated()
+    assert detector.next_ms() == IDLE_MS
+    detector.feed(IDLE_MS, EMPTY[0] + 10, EMPTY[1], EMPTY[2] - 20)
+    assert detector.next_ms() < IDLE_MS
+
+
+def test_energy_account_uses_the_board_power_model():
+    power = {
+        "sleep": 5,
+        "cpu_active": 20000,
+        "radio_tx": 130000,
+        "sensor_active": 270,
+        "sensor_idle": 1,
+    }
+    energy = Energy(power)
+    energy.elapsed(86400)
+    energy.sample(43200)
+    energy.adverts(150, bursts=150)
+    assert energy.uas["sleep"] == 5 * 86400
+    assert 20 < energy.average_ua() < 40
+    # a board that samples twice as often spends more and lasts less
+    busier = Energy(power)
+    busier.elapsed(86400)
+    busier.sample(86400)
+    assert busier.battery_years(2600) < energy.battery_years(2600)
+
+
+# Traces as text, one sample a line, so that MicroPython streams them in its 64 KB heap:
+#   trace BX BY BZ       (a new trace and its baseline)
+#   DT_MS X Y Z          (one sample)
+_MICROPYTHON_SCRIPT = """
+import sys, json
+from firmware.apps.parking_detector import Detector
+results = []
+d = None
+for line in open(sys.argv[1]):
+    f = line.split()
+    if f[0] == "trace":
+        if d is not None:
+            results.append([changes, list(d.baseline), d.next_ms()])
+        d = Detector(baseline=(float(f[1]), float(f[2]), float(f[3])))
+        changes = []
+        n = 0
+        continue
+    if d.feed(int(f[0]), float(f[1]), float(f[2]), float(f[3])):
+        changes.append([n, d.occupied])
+    n += 1
+results.append([changes, list(d.baseline), d.next_ms()])
+print(json.dumps(results))
+"""
+
+
+def _lsb(value):
+    # the sensor's resolution, 1/64 uT: exact in binary, so both interpreters parse the same
+    return round(value * 64) / 64
+
+
+def recorded_traces():
+    """Three bays of a street recorded at the detector's duty cycle (CPython run)."""
+    street = Street(3, seed=9, duration_s=4 * 3600, start_of_day_s=9 * 3600)
+    traces = []
+    for bay in range(3):
+        at_s = next(
+            t
+            for t in range(0, 14400, 30)
+            if not street.occupied(bay, t) and not street.occupied(bay, t + 20)
+        )
+        baseline = [_lsb(v) for v in street_calibrated(street, bay, at_s=at_s).baseline]
+        detector = Detector(baseline=baseline)
+        samples = []
+        t_s, wait_ms = 0.0, IDLE_MS
+        while t_s < street.duration_s:
+            samples.append([wait_ms, *(_lsb(v) for v in street.field_ut(bay, t_s))])
+            detector.feed(*samples[-1])
+            wait_ms = detector.next_ms()
+            t_s += wait_ms / 1000
+        traces.append((baseline, samples))
+    return traces
+
+
+def test_same_traces_same_decisions_on_cpython_and_micropython(tmp_path):
+    traces = recorded_traces()
+    path = tmp_path / "traces.txt"
+    with path.open("w") as f:
+        for baseline, samples in traces:
+            f.write("trace {!r} {!r} {!r}\n".format(*baseline))
+            f.writelines("{} {!r} {!r} {!r}\n".format(*sample) for sample in samples)
+    script = tmp_path / "replay.py"
+    script.write_text(_MICROPYTHON_SCRIPT)
+    on_micropython = json.loads(micropython.run(script, path, heap="64k").strip().splitlines()[-1])
+    on_cpython = []
+    for baseline, samples in traces:
+        d = Detector(baseline=baseline)
+        changes = [[n, d.occupied] for n, sample in enumerate(samples) if d.feed(*sample)]
+        on_cpython.append([changes, list(d.baseline), d.next_ms()])
+    assert sum(len(changes) for changes, _, _ in on_cpython) >= 4  # the traces hold traffic
+    for (cp_changes, cp_base, cp_next), (mp_changes, mp_base, mp_next) in zip(
+        on_cpython, on_micropython, strict=True
+    ):
+        assert mp_changes == cp_changes
+        assert mp_next == cp_next
+        assert all(math.isclose(a, b, abs_tol=1e-9) for a, b in zip(mp_base, cp_base, strict=True))
