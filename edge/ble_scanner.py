@@ -300,6 +300,8 @@ class BleScanner:
                 seq = self._plaintext_seq(device.id)
             self._heard(device, rssi, battery)
             out.append(self.gateway.reading(device.id, seq, values, None, LINK))
+            if self.gateway.parking is not None:  # the bay this sensor watches, if any
+                self.gateway.parking.reading(device.id, decoded["measurements"])
         elif kind == "beacon":
             self._beacon(device, mac, service_data, manufacturer_data, rssi)
         else:

@@ -2,21 +2,23 @@
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 
-from luciole.protocols import link, senml
+from luciole.protocols import link
 from luciole.protocols.errors import DecodeError
 from luciole.protocols.topics import Topics, is_valid_id
 
 from .ble_scanner import BleScanner
 from .commands import Commands
 from .config import GatewayConfig
-from .intake import Intake
+from .intake import Intake, ReadingPacks
 from .metrics import Metrics, serve
+from .parking import ParkingCommands, ParkingService
 from .registry import Device, Registry
 from .serial_port import SerialPort
 from .store import Message, Outbox
@@ -47,7 +49,17 @@ class Gateway:
             self.topics.build("gateway_status", config.id),
         )
         self.ports = [SerialPort(port, self) for port in config.serial]
-        self.commands = Commands(self)
+        self.parking = None  # bay states from parking sensors, when [parking] is configured
+        if config.parking.enabled:
+            self.parking = ParkingService(
+                config.parking_db,
+                config.site,
+                self.topics,
+                {d.id: d.spot for d in config.devices if d.spot is not None},
+                config.parking.unknown_after_s,
+                self.uplink.retain,
+            )
+        self.commands = (ParkingCommands if self.parking else Commands)(self)
         self.uplink.on_connect = self._connected
         self.uplink.on_message = self.commands.on_message
         self.ble = BleScanner(config.ble, self) if config.ble.enabled else None
@@ -56,16 +68,15 @@ class Gateway:
         self._background: set[asyncio.Task] = set()
         self.metrics.queue_depth.set(self.outbox.depth)
         self.metrics.dropped.set(self.outbox.dropped)
-        if config.telemetry_format == "cbor":
-            self._encode, self._content_type = senml.encode_cbor, senml.CONTENT_TYPE_CBOR
-        else:
-            self._encode, self._content_type = senml.encode_json, senml.CONTENT_TYPE_JSON
+        self._packs = ReadingPacks(config.telemetry_format)
+        self._topic = functools.lru_cache(maxsize=4096)(self.topics.build)  # ids checked once
 
     async def run(self):
         server = await serve(self.config.http_listen, self.metrics, self.health)
         jobs = [self.uplink.run(), self._keep_status(), self._watch_availability()]
         jobs += [port.run() for port in self.ports]
         jobs += [self.ble.run()] if self.ble is not None else []
+        jobs += [self.parking.run()] if self.parking is not None else []
         try:
             async with asyncio.TaskGroup() as group:
                 for job in jobs:
@@ -73,6 +84,8 @@ class Gateway:
         finally:
             server.close()
             self.registry.close()
+            if self.parking is not None:
+                self.parking.close_db()
             self._db.shutdown(wait=True)
             self.outbox.close()
 
@@ -99,15 +112,13 @@ class Gateway:
             device_id, "unknown", link_name, None
         )
         self._heard(device, link_name)
-        records = [("seq", seq, None, None), *((n, v, u, None) for n, v, u in values)]
         base_time = time_s if time_s is not None else round(time.time(), 3)
-        pack = senml.make_pack(f"{device_id}:", records, base_time)
         return Message(
-            topic=self.topics.build("events" if event else "telemetry", device_id),
-            payload=self._encode(pack),
+            topic=self._topic("events" if event else "telemetry", device_id),
+            payload=self._packs.encode(device_id, seq, values, base_time),
             device=device_id,
             seq=seq,
-            content_type=self._content_type,
+            content_type=self._packs.content_type,
         )
 
     def hello(self, hello: dict, link_name: str) -> None:
@@ -136,7 +147,10 @@ class Gateway:
             log.warning("%s: bad RESPONSE: %s", port.name, e)
 
     def port_for(self, device: Device):
-        return next((p for p in self.ports if p.name == device.link), None)
+        """The serial port a device's commands go to: the one it said HELLO on (a beacon is
+        heard over BLE but configured over its console)."""
+        name = device.console or device.link
+        return next((p for p in self.ports if p.name == name), None)
 
     # -- state published for the city ------------------------------------------------------
 

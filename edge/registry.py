@@ -19,7 +19,8 @@ class Device:
     kind: str
     mac: str | None = None
     key: bytes | None = None
-    link: str = ""
+    link: str = ""  # where it was last heard
+    console: str = ""  # the serial link it said HELLO on: where its commands go
     online: bool = False
     last_seen: float | None = None
     battery: float | None = None
@@ -61,6 +62,7 @@ class Registry:
     def announce(self, device_id: str, kind: str, link: str, firmware: str | None) -> Device:
         device = self.devices.setdefault(device_id, Device(device_id, kind))
         device.link, device.firmware = link, firmware or device.firmware
+        device.console = link
         return device
 
     def heard(self, device: Device, link: str, **fields) -> bool:

@@ -40,8 +40,9 @@ class Outbox:
         row = self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
         self.dropped = row[0] if row else 0
 
-    def put(self, messages: list[Message]) -> int:
-        """Commits messages durably in one transaction; returns how many old ones were dropped."""
+    def put(self, messages: list[Message]) -> list[Message]:
+        """Commits messages durably in one transaction; returns them as stored, with their ids
+        (less any that the bound dropped at once, in a batch larger than it)."""
         excess = max(0, self.depth + len(messages) - self.max_messages)
         with self._db:
             self._db.execute("BEGIN")
@@ -50,6 +51,8 @@ class Outbox:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 [(m.topic, m.payload, m.device, m.seq, m.content_type, m.qos) for m in messages],
             )
+            # one statement, one writer: the batch's ids are consecutive
+            last_id = self._db.execute("SELECT last_insert_rowid()").fetchone()[0]
             if excess:
                 self._db.execute(
                     "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)",
@@ -60,9 +63,14 @@ class Outbox:
                     "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
                     (self.dropped + excess,),
                 )
+        dropped_new = max(0, excess - self.depth)  # new messages past the bound at once
         self.dropped += excess
         self.depth += len(messages) - excess
-        return excess
+        first_id = last_id - len(messages) + 1
+        return [
+            Message(m.topic, m.payload, m.device, m.seq, m.content_type, m.qos, first_id + i)
+            for i, m in enumerate(messages[dropped_new:], dropped_new)
+        ]
 
     def peek(self, after_id: int, limit: int) -> list[Message]:
         """The oldest messages with an id above after_id, in order."""

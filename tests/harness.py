@@ -2,9 +2,15 @@
 
 import asyncio
 import contextlib
+import json
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from luciole.protocols import senml
 from luciole.simulators.gateway_process import LUCIOLE, GatewayProcess, write_config
@@ -116,3 +122,27 @@ async def wait_until(predicate, timeout_s, what="condition"):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def operator(broker):
+    """A city operator's client that sends commands and waits for their answers."""
+    async with aiomqtt.Client(
+        broker.host, broker.port, protocol=aiomqtt.ProtocolVersion.V5
+    ) as client:
+        inbox = f"ops/replies/{uuid.uuid4().hex}"
+        await client.subscribe(inbox, qos=1)
+
+        async def ask(target, command, payload=b"", timeout_s=10):
+            correlation = uuid.uuid4().bytes
+            props = Properties(PacketTypes.PUBLISH)
+            props.ResponseTopic, props.CorrelationData = inbox, correlation
+            await client.publish(
+                f"luciole/v1/issy/cmd/{target}/{command}", payload, qos=1, properties=props
+            )
+            async with asyncio.timeout(timeout_s):
+                async for message in client.messages:
+                    if message.properties.CorrelationData == correlation:
+                        return json.loads(message.payload)
+
+        yield ask

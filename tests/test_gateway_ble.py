@@ -7,11 +7,11 @@ import contextlib
 import json
 
 import pytest
-from luciole.simulators.bluez import APPLE, BTHOME, EDDYSTONE, FakeBlueZ
 from harness import GatewayProcess, Subscriber, gateway_config, scrape, wait_until
 
 from luciole.protocols import senml
 from luciole.protocols.ble import bthome, eddystone, ibeacon
+from luciole.simulators.bluez import APPLE, BTHOME, EDDYSTONE, FakeBlueZ
 from luciole.simulators.mosquitto import Mosquitto, free_port
 
 PREFIX = "luciole/v1/issy"

@@ -1,15 +1,10 @@
 """Downlink: commands from the city to the gateway and its serial devices, answered over MQTT 5."""
 
 import asyncio
-import contextlib
 import json
-import uuid
 
-import aiomqtt
 import pytest
-from harness import GatewayProcess, gateway_config
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from harness import GatewayProcess, gateway_config, operator
 
 from luciole.simulators.mosquitto import Mosquitto
 from luciole.simulators.serial_device import SerialDevice
@@ -21,28 +16,6 @@ CMD = "luciole/v1/issy/cmd"
 def broker(tmp_path):
     with Mosquitto(tmp_path / "broker") as broker:
         yield broker
-
-
-@contextlib.asynccontextmanager
-async def operator(broker):
-    """A city operator's client that sends commands and waits for their answers."""
-    async with aiomqtt.Client(
-        broker.host, broker.port, protocol=aiomqtt.ProtocolVersion.V5
-    ) as client:
-        inbox = f"ops/replies/{uuid.uuid4().hex}"
-        await client.subscribe(inbox, qos=1)
-
-        async def ask(target, command, payload=b"", timeout_s=10):
-            correlation = uuid.uuid4().bytes
-            props = Properties(PacketTypes.PUBLISH)
-            props.ResponseTopic, props.CorrelationData = inbox, correlation
-            await client.publish(f"{CMD}/{target}/{command}", payload, qos=1, properties=props)
-            async with asyncio.timeout(timeout_s):
-                async for message in client.messages:
-                    if message.properties.CorrelationData == correlation:
-                        return json.loads(message.payload)
-
-        yield ask
 
 
 async def started(gw, device):

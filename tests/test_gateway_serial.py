@@ -1,11 +1,15 @@
 """The gateway between serial devices (real ptys) and a real Mosquitto, with faults injected."""
 
 import asyncio
+import contextlib
 import json
 
 import pytest
 from harness import GatewayProcess, Subscriber, gateway_config, sample, scrape, wait_until
 
+from luciole.edge import intake
+from luciole.edge.config import load as load_config
+from luciole.edge.gateway import Gateway
 from luciole.protocols import readings
 from luciole.protocols.link import READING, encode_frame
 from luciole.simulators.mosquitto import Mosquitto, free_port
@@ -72,6 +76,28 @@ async def test_broker_killed_twice_nothing_lost(tmp_path, broker):
             check_exactly_once_in_order(city.messages, {d.device_id: 2500 for d in devices})
     finally:
         gw.stop()
+        for d in devices:
+            d.unplug()
+
+
+async def test_uplink_behind_the_intake_loses_nothing(tmp_path, broker, monkeypatch):
+    """Readings reach the uplink in memory right after their commit, and from disk whenever it
+    has fallen behind. With room for only a few in memory it falls behind all the time, and
+    still publishes every reading once, in order."""
+    monkeypatch.setattr(intake, "FOLLOW_MAX", 4)
+    devices = [SerialDevice(f"ps-{i:04d}", tmp_path / f"ttyLUC{i}") for i in range(2)]
+    config = load_config(gateway_config(tmp_path, broker, [d.path for d in devices]))
+    gateway = asyncio.create_task(Gateway(config).run())  # in this process, for the monkeypatch
+    try:
+        async with Subscriber(broker, TELEMETRY).running() as city:
+            await asyncio.wait_for(asyncio.gather(*(d.send_readings(1000) for d in devices)), 60)
+            distinct = lambda: len({(m.device, m.seq) for m in city.messages})  # noqa: E731
+            await wait_until(lambda: distinct() >= 2000, 60, "all 2,000 readings")
+            check_exactly_once_in_order(city.messages, {d.device_id: 1000 for d in devices})
+    finally:
+        gateway.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await gateway
         for d in devices:
             d.unplug()
 
