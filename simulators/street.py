@@ -27,9 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-BIRMINGHAM_CSV = Path(__file__).resolve().parent.parent.parent / (
-    "shared/data/parking/birmingham_uci/dataset.csv"
-)
+BIRMINGHAM_CSV = Path(__file__).resolve().parent / "data/parking/birmingham-uci-dataset.csv"
 DAY_S = 86400
 EARTH_H_UT = 21.1  # WMM at Issy-les-Moulineaux (48.8 N, 2.3 E): horizontal component
 EARTH_Z_UT = -42.9  # vertical component, pointing down (z is up)

@@ -8,12 +8,12 @@ import pytest
 from luciole.edge import parking_inventory
 from luciole.edge.parking_inventory import InventoryError, read
 
-MELBOURNE = Path(
-    "/work/shared/data/parking/melbourne_ods_snapshot/on-street-parking-bay-sensors.csv"
+MELBOURNE = (
+    Path(__file__).resolve().parent.parent
+    / "simulators/data/parking/melbourne-on-street-parking-bay-sensors.csv"
 )
 
 
-@pytest.mark.skipif(not MELBOURNE.exists(), reason="the shared Melbourne export is not here")
 def test_the_melbourne_export_imports_with_each_unusable_row_reported():
     assert MELBOURNE.read_bytes().startswith(b"\xef\xbb\xbf")  # the BOM is there
     inventory = read(MELBOURNE)
