@@ -10,8 +10,12 @@ run, unanswered.
   becomes the reply. A device that is offline gets it when it is back, if that happens within
   ttl_s (default DEFAULT_TTL_S, 0 = now or never); otherwise the reply says it expired.
 - Targets this gateway does not know are left alone: another gateway on the broker owns them.
+
+The gateway's own services send commands to devices too (ask), through the same ids and RESPONSE
+matching, awaiting the answer instead of publishing it.
 """
 
+import asyncio
 import json
 import logging
 import time
@@ -28,6 +32,11 @@ DEFAULT_TTL_S = 30.0
 MAX_TTL_S = 3600.0
 RESPONSE_TIMEOUT_S = 10.0
 GATEWAY_COMMANDS = ("ping", "status")
+WINDOW_POLL_S = 0.01  # a full link window frees up within an ACK's round trip
+
+
+class CommandFailed(Exception):
+    """A device refused a command of the gateway's own, did not answer, or cannot be reached."""
 
 
 @dataclass
@@ -38,6 +47,7 @@ class Request:
     reply_topic: str | None
     correlation: bytes | None
     expires: float  # monotonic time after which an undelivered command is answered "expired"
+    answer: asyncio.Future | None = None  # set for the gateway's own commands (ask)
 
 
 class Commands:
@@ -134,6 +144,18 @@ class Commands:
         self._waiting[self._next_id] = request
         return True
 
+    async def ask(self, port, device_id, command, args, timeout_s=RESPONSE_TIMEOUT_S):
+        """Runs a command of the gateway's own on the device on `port`; its result, or
+        CommandFailed with the device's error or why it got none."""
+        answer = asyncio.get_running_loop().create_future()
+        request = Request(device_id, command, args, None, None, 0.0, answer)
+        while not self._send(port, request):
+            if port.writer is None:
+                raise CommandFailed(f"{device_id}: {port.name} is closed")
+            await asyncio.sleep(WINDOW_POLL_S)
+        request.expires = time.monotonic() + timeout_s  # expire() answers it "did not answer"
+        return await answer
+
     async def response(self, body: bytes):
         """A RESPONSE frame: {"id", "ok", "result" | "error"}."""
         answer = cbor.loads(body)
@@ -170,6 +192,13 @@ class Commands:
                 del self._queued[device_id]
 
     async def reply(self, request: Request, result=None, error=None):
+        if request.answer is not None:  # the gateway's own: not counted as the city's
+            if not request.answer.done():  # the asker may have been cancelled
+                if error is None:
+                    request.answer.set_result(result)
+                else:
+                    request.answer.set_exception(CommandFailed(error))
+            return
         outcome = "failed" if error is not None else "ok"
         self.gateway.metrics.commands.labels(outcome).inc()
         if error is not None:

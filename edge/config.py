@@ -61,6 +61,18 @@ class ParkingConfig:
     unknown_after_s: float = 600.0
 
 
+LINE_CODES = ("manchester", "4b6b")
+
+
+@dataclass(frozen=True)
+class MuseumConfig:
+    """How the luminaires light every exhibit this gateway serves (docs/lifi-content.md)."""
+
+    chip_rate_hz: int = 1_000_000
+    line_code: str = "manchester"
+    level_pct: int = 50  # light level; 50 is the line codes' own average, no compensation
+
+
 @dataclass(frozen=True)
 class DeviceConfig:
     id: str
@@ -68,6 +80,7 @@ class DeviceConfig:
     mac: str | None = None
     key: bytes | None = None
     spot: str | None = None  # the parking bay a parking sensor watches
+    exhibit: str | None = None  # the museum exhibit a luminaire broadcasts
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,7 @@ class GatewayConfig:
     serial: tuple[SerialPortConfig, ...] = ()
     ble: BleConfig = field(default_factory=BleConfig)
     parking: ParkingConfig = field(default_factory=ParkingConfig)
+    museum: MuseumConfig = field(default_factory=MuseumConfig)
     devices: tuple[DeviceConfig, ...] = ()
 
     @property
@@ -233,6 +247,25 @@ def _parking(path, table):
     return config
 
 
+def _museum(path, table):
+    s = _Section(path, "museum", table)
+    config = MuseumConfig(
+        chip_rate_hz=s.get(
+            "chip_rate_hz",
+            int,
+            1_000_000,
+            lambda v: 10_000 <= v <= 10_000_000,
+            "must be from 10000 to 10000000",
+        ),
+        line_code=s.get(
+            "line_code", str, "manchester", _one_of(*LINE_CODES), "must be manchester or 4b6b"
+        ),
+        level_pct=s.get("level_pct", int, 50, lambda v: 10 <= v <= 90, "must be from 10 to 90"),
+    )
+    s.done()
+    return config
+
+
 def _check_spots(config, in_inventory):
     """No bay has two sensors and, with in_inventory, each sensor's bay is in the inventory."""
     assigned = [(i, d) for i, d in enumerate(config.devices) if d.spot is not None]
@@ -297,6 +330,11 @@ def _device(path, index, table):
     spot = s.get("spot", str, None, is_valid_id, "a bay id must match [a-z0-9][a-z0-9-]{0,63}")
     if spot is not None and kind != "parking-sensor":
         s.fail("spot", f"only a parking-sensor watches a bay, not a {kind}")
+    exhibit = s.get(
+        "exhibit", str, None, is_valid_id, "an exhibit id must match [a-z0-9][a-z0-9-]{0,63}"
+    )
+    if exhibit is not None and kind != "luminaire":
+        s.fail("exhibit", f"only a luminaire broadcasts an exhibit, not a {kind}")
     s.done()
     return DeviceConfig(
         id=device_id,
@@ -304,6 +342,7 @@ def _device(path, index, table):
         mac=mac.upper() if mac else None,
         key=bytes.fromhex(key) if key else None,
         spot=spot,
+        exhibit=exhibit,
     )
 
 
@@ -328,6 +367,7 @@ def load(path, check_spots=True) -> GatewayConfig:
         ("broker", dict),
         ("ble", dict),
         ("parking", dict),
+        ("museum", dict),
         ("serial", list),
         ("devices", list),
     ):
@@ -375,6 +415,7 @@ def load(path, check_spots=True) -> GatewayConfig:
         ble=_ble(path, tables["ble"]) if "ble" in raw else BleConfig(),
         # likewise a [parking] table turns the parking service on
         parking=_parking(path, tables["parking"]) if "parking" in raw else ParkingConfig(),
+        museum=_museum(path, tables["museum"]),
         devices=tuple(_device(path, i, t) for i, t in enumerate(tables["devices"])),
     )
     g.done()

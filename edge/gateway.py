@@ -18,6 +18,7 @@ from .commands import Commands
 from .config import GatewayConfig
 from .intake import Intake, ReadingPacks
 from .metrics import Metrics, serve
+from .museum import Museum
 from .parking import ParkingCommands, ParkingService
 from .registry import Device, Registry
 from .serial_port import SerialPort
@@ -60,8 +61,10 @@ class Gateway:
                 self.uplink.retain,
             )
         self.commands = (ParkingCommands if self.parking else Commands)(self)
+        # exhibit content onto the luminaires, when some luminaire has an exhibit
+        self.museum = Museum(self) if any(d.exhibit for d in config.devices) else None
         self.uplink.on_connect = self._connected
-        self.uplink.on_message = self.commands.on_message
+        self.uplink.on_message = self._message
         self.ble = BleScanner(config.ble, self) if config.ble.enabled else None
         self.since = time.time()
         self.version = version("luciole")
@@ -92,6 +95,12 @@ class Gateway:
     async def _connected(self, client):
         await self.uplink.retain(*self._status("online"))  # the birth, with today's figures
         await self.commands.subscribe(client)
+        if self.museum is not None:
+            await self.museum.subscribe(client)
+
+    async def _message(self, client, message):
+        if self.museum is None or not await self.museum.on_message(message):
+            await self.commands.on_message(client, message)
 
     async def say_offline(self):
         """Before a clean stop: a normal disconnect suppresses the last will, so the retained
@@ -131,9 +140,13 @@ class Gateway:
         )
         log.info("%s: %s (%s) says hello", link_name, device_id, device.kind)
         self._heard(device, link_name)
+        if self.museum is not None:
+            self.museum.hello(device)
 
     def notice(self, port, event) -> None:
         kind, frame = event
+        if self.museum is not None:
+            self.museum.notice(port, event)
         if kind != link.DELIVERED:
             log.warning("%s: frame %d of type %d %s", port.name, frame.seq, frame.type, kind)
 

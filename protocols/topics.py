@@ -19,6 +19,7 @@ PATTERNS = {
     "parking_spot": "parking/spots/+",
     "parking_site": "parking/sites/+",
     "exhibit_content": "museum/exhibits/+/content",
+    "exhibit_object": "museum/exhibits/+/objects/+",
     "exhibit_broadcast": "museum/exhibits/+/broadcast",
     "beacon": "museum/beacons/+",
     "zone_presence": "museum/zones/+/presence",

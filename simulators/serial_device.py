@@ -18,8 +18,8 @@ def now_ms() -> int:
 
 
 class SerialDevice:
-    def __init__(self, device_id: str, path: Path, window=16, retry_ms=250):
-        self.device_id = device_id
+    def __init__(self, device_id: str, path: Path, window=16, retry_ms=250, role="sensor"):
+        self.device_id, self.role = device_id, role
         self.path = Path(path)  # a symlink to the current pty's slave side
         self.window, self.retry_ms = window, retry_ms
         self.delivered = 0
@@ -63,9 +63,11 @@ class SerialDevice:
                 self._settled(event)
             elif isinstance(event, link.Frame) and event.type == link.HELLO:
                 self.hellos += 1
-                self._send(link.HELLO, cbor.dumps({"id": self.device_id, "role": "sensor"}), False)
+                self._send(link.HELLO, cbor.dumps({"id": self.device_id, "role": self.role}), False)
             elif isinstance(event, link.Frame) and event.type == link.COMMAND:
                 self._answer(cbor.loads(event.body))
+            elif isinstance(event, link.Frame):
+                self.on_frame(event)
         self._flush()
         self._wake.set()
 
@@ -83,6 +85,9 @@ class SerialDevice:
                 "error": f"unknown command {command['cmd']}",
             }
         self._send(link.RESPONSE, cbor.dumps(answer))
+
+    def on_frame(self, frame: link.Frame):
+        """Frames other than HELLO and COMMAND (LIFI for a luminaire): a subclass takes them."""
 
     def inject(self, data: bytes):
         """Raw bytes on the line, bypassing the link: noise, damaged frames."""

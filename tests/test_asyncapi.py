@@ -34,6 +34,7 @@ DESIGN = {
     "parking_spot": ("send", True),
     "parking_site": ("send", True),
     "exhibit_content": ("receive", True),
+    "exhibit_object": ("receive", True),
     "exhibit_broadcast": ("send", True),
     "beacon": ("send", True),
     "zone_presence": ("send", False),
