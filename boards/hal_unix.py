@@ -14,34 +14,24 @@ import struct
 import sys
 import time
 
-HELLO = 1  # board -> world: {"id"}; world -> board: {"sim_ms", "speed"}
-FEED = 2  # watchdog feed
-ADVERTISE = 3  # <I interval_ms> + advertising data
-ADVERTISE_STOP = 4
-LIGHT = 5  # <I chip_rate_hz> + chips
-MAGNETOMETER = 6  # board: a read request; world: <fff> microtesla
-LED = 7  # one byte, 0 or 1
-WATCHDOG = 8  # <I timeout_ms>
-REBOOT_EXIT = 75  # exit status asking the simulator to start the board again
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
 
 
-class Clock:
-    def __init__(self):
-        self.speed = 1.0
-        self._sim0_ms = 0
-        self._local0_ms = time.ticks_ms()
-
-    def sync(self, sim_ms, speed):
-        self.speed = speed
-        self._sim0_ms = sim_ms
-        self._local0_ms = time.ticks_ms()
-
-    def ticks_ms(self):
-        elapsed_ms = time.ticks_diff(time.ticks_ms(), self._local0_ms)
-        return self._sim0_ms + int(elapsed_ms * self.speed)
-
-    async def sleep_ms(self, ms):
-        await asyncio.sleep_ms(int(ms / self.speed))
+# const and underscored: inlined where used, no global left to take heap
+_HELLO = const(1)  # board -> world: {"id"}; world -> board: {"sim_ms", "speed"}
+_FEED = const(2)  # watchdog feed
+_ADVERTISE = const(3)  # <I interval_ms> + advertising data
+_ADVERTISE_STOP = const(4)
+_LIGHT = const(5)  # <I chip_rate_hz> + chips
+_MAGNETOMETER = const(6)  # board: a read request; world: <fff> microtesla
+_LED = const(7)  # one byte, 0 or 1
+_WATCHDOG = const(8)  # <I timeout_ms>
+_REBOOT_EXIT = const(75)  # exit status asking the simulator to start the board again
 
 
 class World:
@@ -53,7 +43,7 @@ class World:
         host, port = address.rsplit(":", 1)
         self._address = (host, int(port))
         self._reader = self._writer = None
-        self._lock = asyncio.Lock()
+        self._lock = None  # made at the first request: a board that never asks saves its heap
         self._clock = clock
         self.address = instance.get("mac", "02:00:00:00:00:00")  # the BLE address
         self._battery_mv = instance.get("battery_mv", 3000)
@@ -61,7 +51,7 @@ class World:
 
     async def connect(self, device_id):
         self._reader, self._writer = await asyncio.open_connection(*self._address)
-        self.send(HELLO, json.dumps({"id": device_id}).encode())
+        self.send(_HELLO, json.dumps({"id": device_id}).encode())
         _, payload = await self._receive()
         return json.loads(payload)
 
@@ -70,6 +60,8 @@ class World:
         self._writer.write(payload)
 
     async def request(self, op, payload=b""):
+        if self._lock is None:
+            self._lock = asyncio.Lock()
         async with self._lock:
             self.send(op, payload)
             await self._writer.drain()
@@ -85,29 +77,29 @@ class World:
         pass  # the world's magnetometer draws nothing
 
     async def read(self):
-        return struct.unpack("<fff", await self.request(MAGNETOMETER))
+        return struct.unpack("<fff", await self.request(_MAGNETOMETER))
 
     # BLE radio
     def advertise(self, adv_data, interval_ms):
-        self.send(ADVERTISE, struct.pack("<I", interval_ms) + adv_data)
+        self.send(_ADVERTISE, struct.pack("<I", interval_ms) + adv_data)
 
     def stop(self):
-        self.send(ADVERTISE_STOP)
+        self.send(_ADVERTISE_STOP)
 
     # Li-Fi light
     async def transmit(self, chips, chip_rate_hz):
         if not 0 < chip_rate_hz <= self.max_chip_rate_hz:
             raise ValueError("chip rate must be 1 to %d Hz" % self.max_chip_rate_hz)
-        self.send(LIGHT, struct.pack("<I", chip_rate_hz) + chips)
+        self.send(_LIGHT, struct.pack("<I", chip_rate_hz) + chips)
         await self._writer.drain()
         await self._clock.sleep_ms(len(chips) * 8000 // chip_rate_hz)  # the light's air time
 
     # status LED
     def on(self):
-        self.send(LED, b"\x01")
+        self.send(_LED, b"\x01")
 
     def off(self):
-        self.send(LED, b"\x00")
+        self.send(_LED, b"\x00")
 
     # battery
     def read_mv(self):
@@ -115,48 +107,44 @@ class World:
 
     # watchdog: the world resets the board (kills and restarts its process) when feeds stop
     def watch(self, timeout_ms):
-        self.send(WATCHDOG, struct.pack("<I", timeout_ms))
+        self.send(_WATCHDOG, struct.pack("<I", timeout_ms))
         return self
 
     def feed(self):
-        self.send(FEED)
-
-
-class Uart:
-    def __init__(self):
-        self._reader = asyncio.StreamReader(sys.stdin.buffer)
-        self._writer = asyncio.StreamWriter(sys.stdout.buffer)
-        self._draining = False
-
-    async def read(self):
-        return await self._reader.read(512)
-
-    def write(self, data):
-        self._writer.write(data)  # writes at once what the pty takes, buffers the rest
-        if self._writer.out_buf and not self._draining:
-            self._draining = True
-            asyncio.create_task(self._drain())
-
-    async def _drain(self):
-        await self._writer.drain()
-        self._draining = False
+        self.send(_FEED)
 
 
 class Hal:
+    # The HAL is also the board's clock (hal.clock is the HAL itself) and its link UART (what
+    # open("link_uart") returns): on a 64 KB heap each class costs its weight.
     def __init__(self, board):
         self.board = board
         self.instance = json.loads(os.getenv("LUCIOLE_SIM") or "{}")
         self.storage = self.instance.get("storage", ".") + "/"
-        self.clock = Clock()
+        self.clock = self
+        self.speed = 1.0
+        self._sim0_ms = 0
+        self._local0_ms = time.ticks_ms()
         self.world = None
-        self._uart = None
+        self._stdin = self._stdout = None
+        self._draining = False
 
     async def start(self):
         address = self.instance.get("world")
         if address:
-            self.world = World(address, self.clock, self.instance)
+            self.world = World(address, self, self.instance)
             welcome = await self.world.connect(self.default_id())
-            self.clock.sync(welcome["sim_ms"], welcome["speed"])
+            self.speed = welcome["speed"]
+            self._sim0_ms = welcome["sim_ms"]
+            self._local0_ms = time.ticks_ms()
+
+    # clock: simulated milliseconds, `speed` times the local ones since the world's welcome
+    def ticks_ms(self):
+        elapsed_ms = time.ticks_diff(time.ticks_ms(), self._local0_ms)
+        return self._sim0_ms + int(elapsed_ms * self.speed)
+
+    async def sleep_ms(self, ms):
+        await asyncio.sleep_ms(int(ms / self.speed))
 
     def default_id(self):
         return self.instance.get("id", "sim-0000")
@@ -164,12 +152,27 @@ class Hal:
     def open(self, alias):
         kind = self.board["aliases"][alias]["kind"]
         if kind == "uart":
-            if self._uart is None:
-                self._uart = Uart()
-            return self._uart
+            if self._stdin is None:
+                self._stdin = asyncio.StreamReader(sys.stdin.buffer)
+                self._stdout = asyncio.StreamWriter(sys.stdout.buffer)
+            return self
         if self.world is None:
             raise OSError("%s needs the simulator's world (LUCIOLE_SIM names none)" % alias)
         return self.world
+
+    # UART
+    async def read(self):
+        return await self._stdin.read(512)
+
+    def write(self, data):
+        self._stdout.write(data)  # writes at once what the pty takes, buffers the rest
+        if self._stdout.out_buf and not self._draining:
+            self._draining = True
+            asyncio.create_task(self._drain())
+
+    async def _drain(self):
+        await self._stdout.drain()
+        self._draining = False
 
     def watchdog(self, timeout_ms):
         if self.world is None:
@@ -180,7 +183,7 @@ class Hal:
         pass
 
     def log(self, level, message):
-        sys.stderr.write("%d %s %s\n" % (self.clock.ticks_ms(), level, message))
+        sys.stderr.write("%d %s %s\n" % (self.ticks_ms(), level, message))
 
     def reset(self):
-        raise SystemExit(REBOOT_EXIT)
+        raise SystemExit(_REBOOT_EXIT)

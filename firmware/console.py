@@ -15,11 +15,16 @@ class Console:
         self._hello = hello  # the HELLO body: {"id", "role", "fw", "board"}
         self._link = link.Link(window=4, retry_ms=250, max_retries=8)
         self._commands = {}
+        self._handlers = {}  # frame type -> handler(body): an app's own frames (LIFI)
         self._wake = asyncio.Event()
 
     def command(self, name, handler):
         # handler(args: dict) -> dict, or raises ValueError("reason") for an error reply
         self._commands[name] = handler
+
+    def on_frame(self, frame_type, handler):
+        # handler(body: bytes) for each new frame of that type (retransmissions already dropped)
+        self._handlers[frame_type] = handler
 
     def send(self, frame_type, body, reliable=True):
         # False when the link's window is full: the caller keeps the frame and tries later.
@@ -46,6 +51,10 @@ class Console:
             self.send(link.HELLO, cbor.dumps(self._hello), False)
         elif frame.type == link.COMMAND:
             self.send(link.RESPONSE, cbor.dumps(self._answer(frame.body)))
+        else:
+            handler = self._handlers.get(frame.type)
+            if handler is not None:
+                handler(frame.body)
 
     def _answer(self, body):
         try:

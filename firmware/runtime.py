@@ -12,11 +12,18 @@ from firmware.config_store import ConfigStore
 from firmware.console import Console
 from protocols import link
 
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
 FIRMWARE_VERSION = "0.1.0"
-WATCHDOG_MS = 8000
-LEVELS = ("debug", "info", "warning", "error")
+_WATCHDOG_MS = const(8000)  # const and underscored: inlined, no global to keep in the heap
 # Readings carry seq = boots << 20 | count, so a reboot never reuses a seq the city has seen.
-SEQ_BITS = 20
+_SEQ_BITS = const(20)
 
 
 class Device:
@@ -53,6 +60,10 @@ class Device:
     def command(self, name, handler):
         self.console.command(name, handler)
 
+    def on_frame(self, frame_type, handler):
+        # an app's own device-link frames (protocols.link.LIFI): handler(body: bytes)
+        self.console.on_frame(frame_type, handler)
+
     def log(self, level, message):
         self.console.log(level, message)
         self.hal.log(level, message)
@@ -61,11 +72,11 @@ class Device:
         # values: [(name, value, unit)]; False when the link is busy (the app tries later)
         from protocols import readings  # only apps that report over the link pay for it
 
-        seq = (self.boots << SEQ_BITS | self._count) & 0xFFFFFFFF
+        seq = (self.boots << _SEQ_BITS | self._count) & 0xFFFFFFFF
         body = readings.encode(self.id, seq, values)
         if not self.console.send(link.EVENT if event else link.READING, body):
             return False
-        self._count = (self._count + 1) & ((1 << SEQ_BITS) - 1)
+        self._count = (self._count + 1) & ((1 << _SEQ_BITS) - 1)
         return True
 
     def uptime_s(self):
@@ -163,20 +174,22 @@ async def _blink(hal, times):
 async def _feed(hal, device):
     # Feeds the watchdog, and samples the live heap while at it (for `info` and the firmware
     # bench): the collection costs ~1 ms every 2 s.
-    watchdog = hal.watchdog(WATCHDOG_MS)
+    watchdog = hal.watchdog(_WATCHDOG_MS)
     while True:
         watchdog.feed()
         gc.collect()
         device.heap_peak = max(device.heap_peak, gc.mem_alloc())
-        await hal.clock.sleep_ms(WATCHDOG_MS // 4)
+        await hal.clock.sleep_ms(_WATCHDOG_MS // 4)
 
 
 async def _main(hal, app_name):
+    gc.collect()  # each import needs contiguous blocks: what loading the board left goes first
     app = __import__("firmware.apps." + app_name, None, None, ["main"])
     missing = board.missing_aliases(hal, getattr(app, "REQUIRES", ()))
     if missing:
         hal.log("error", "%s needs %s, which %s lacks" % (app_name, missing, hal.board["name"]))
         return
+    gc.collect()  # the imports' transient objects go before the long-lived ones are made
     await hal.start()
     device = Device(hal, app_name, app)
     # a failing task must not print on the link (stdout on the unix port): log it, reboot

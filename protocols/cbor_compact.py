@@ -128,21 +128,32 @@ class _Reader:
             return struct.unpack(">Q", self.take(8))[0]
         raise DecodeError("cbor: reserved additional information %d" % info)
 
-    def item(self, depth):
-        value = self.item_or_break(depth)
-        if value is _BREAK:
-            raise DecodeError("cbor: unexpected break")
-        return value
-
-    def item_or_break(self, depth):
-        # an item, or _BREAK where an indefinite-length container may end
+    def item(self, depth, can_break=False):
+        # One item; _BREAK only where an indefinite-length container may end (can_break). The
+        # cases are inline rather than methods: each function costs a board's heap.
         if depth > MAX_DEPTH:
             raise DecodeError("cbor: nested deeper than %d" % MAX_DEPTH)
         initial = self.take(1)[0]
         major = initial >> 5
         info = initial & 0x1F
-        if major == 7:
-            return self.simple(info)
+        if major == 7:  # simple values and floats
+            if info == 20:
+                return False
+            if info == 21:
+                return True
+            if info == 22:
+                return None
+            if info == 25:
+                return _half(struct.unpack(">H", self.take(2))[0])
+            if info == 26:
+                return struct.unpack(">f", self.take(4))[0]
+            if info == 27:
+                return struct.unpack(">d", self.take(8))[0]
+            if info == 31:
+                if can_break:
+                    return _BREAK
+                raise DecodeError("cbor: unexpected break")
+            raise DecodeError("cbor: unsupported simple value %d" % info)
         if info == 31:
             return self.indefinite(major, depth)
         n = self.argument(info)
@@ -153,51 +164,26 @@ class _Reader:
         if major == 2:
             return bytes(self.take(n))
         if major == 3:
-            return self.text(self.take(n))
-        if major == 4:
-            self.need(n)
-            return [self.item(depth + 1) for _ in range(n)]
-        if major == 5:
-            self.need(2 * n)
+            return _text(self.take(n))
+        if major == 4 or major == 5:
+            # each item takes at least one byte: refuse counts the input cannot hold before
+            # allocating
+            if (n if major == 4 else 2 * n) > len(self.data) - self.pos:
+                raise DecodeError("cbor: truncated")
+            if major == 4:
+                return [self.item(depth + 1) for _ in range(n)]
             value = {}
             for _ in range(n):
                 key = self.item(depth + 1)
-                value[self.key(key)] = self.item(depth + 1)
+                value[_key(key)] = self.item(depth + 1)
             return value
-        return self.tagged(n, self.item(depth + 1))
-
-    def need(self, n):
-        # each item takes at least one byte: refuse counts the input cannot hold before allocating
-        if n > len(self.data) - self.pos:
-            raise DecodeError("cbor: truncated")
-
-    def key(self, key):
-        if key is None or isinstance(key, (int, float, str, bytes)):
-            return key
-        raise DecodeError("cbor: map key of type %s" % type(key).__name__)
-
-    def text(self, raw):
-        try:
-            return str(raw, "utf-8")
-        except (UnicodeError, ValueError):
-            raise DecodeError("cbor: invalid UTF-8 in a text string") from None
-
-    def simple(self, info):
-        if info == 20:
-            return False
-        if info == 21:
-            return True
-        if info == 22:
-            return None
-        if info == 25:
-            return _half(struct.unpack(">H", self.take(2))[0])
-        if info == 26:
-            return struct.unpack(">f", self.take(4))[0]
-        if info == 27:
-            return struct.unpack(">d", self.take(8))[0]
-        if info == 31:
-            return _BREAK
-        raise DecodeError("cbor: unsupported simple value %d" % info)
+        value = self.item(depth + 1)
+        if n in (2, 3):  # bignums
+            if not isinstance(value, bytes):
+                raise DecodeError("cbor: bignum tag %d needs a byte string" % n)
+            big = int.from_bytes(value, "big")
+            return big if n == 2 else -1 - big
+        return Tag(n, value)
 
     def indefinite(self, major, depth):
         if major in (2, 3):
@@ -210,30 +196,35 @@ class _Reader:
                     raise DecodeError("cbor: bad chunk in an indefinite-length string")
                 chunks.append(self.take(self.argument(initial & 0x1F)))
             raw = b"".join(chunks)
-            return raw if major == 2 else self.text(raw)
+            return raw if major == 2 else _text(raw)
         if major == 4:
             items = []
             while True:
-                item = self.item_or_break(depth + 1)
+                item = self.item(depth + 1, True)
                 if item is _BREAK:
                     return items
                 items.append(item)
         if major == 5:
             value = {}
             while True:
-                key = self.item_or_break(depth + 1)
+                key = self.item(depth + 1, True)
                 if key is _BREAK:
                     return value
-                value[self.key(key)] = self.item(depth + 1)
+                value[_key(key)] = self.item(depth + 1)
         raise DecodeError("cbor: indefinite length not allowed for major type %d" % major)
 
-    def tagged(self, tag, value):
-        if tag in (2, 3):
-            if not isinstance(value, bytes):
-                raise DecodeError("cbor: bignum tag %d needs a byte string" % tag)
-            n = int.from_bytes(value, "big")
-            return n if tag == 2 else -1 - n
-        return Tag(tag, value)
+
+def _key(key):
+    if key is None or isinstance(key, (int, float, str, bytes)):
+        return key
+    raise DecodeError("cbor: map key of type %s" % type(key).__name__)
+
+
+def _text(raw):
+    try:
+        return str(raw, "utf-8")
+    except (UnicodeError, ValueError):
+        raise DecodeError("cbor: invalid UTF-8 in a text string") from None
 
 
 def loads(data):

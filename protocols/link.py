@@ -216,10 +216,11 @@ class Link:
         self._reliable = 0  # reliable frames sent, mod 2**16: the window's position
         self._flight = []  # [frame, wire, sent_ms, retries, reliable number], oldest first
         self._out = bytearray(1)  # a lone 0x00 ends whatever a previous run left half-sent
-        # Seq, CRC and arrival time of the last _SEEN new reliable frames. A duplicate comes back
-        # before 2 * window - 2 other new ones (see can_send): peers' windows must be <= 16.
-        self._seen = [[-1, 0, 0] for _ in range(_SEEN)]
-        self._seen_next = 0
+        # Seq, CRC and arrival time of the last _SEEN new reliable frames, three items per frame
+        # in one flat list (a list per frame would cost three times the heap). A duplicate comes
+        # back before 2 * window - 2 other new ones (see can_send): peers' windows must be <= 16.
+        self._seen = [-1, 0, 0] * _SEEN
+        self._seen_next = 0  # the index of the next seq to overwrite: a multiple of 3
 
     def can_send(self):
         # A reliable frame may go when it is fewer than `window` reliable sends after the oldest
@@ -252,12 +253,19 @@ class Link:
                 if item.seq is not None:
                     self._out += encode_frame(NACK, item.seq)
             elif item.type in (ACK, NACK):
-                self._settle(item, events)
+                # A reply for nothing in flight (a repeated ACK, one from before a restart) is
+                # ignored.
+                for entry in self._flight:
+                    if entry[0].seq == item.seq:
+                        self._flight.remove(entry)
+                        events.append((DELIVERED if item.type == ACK else REJECTED, entry[0]))
+                        break
                 continue
             else:
                 if item.type == HELLO:  # the peer (re)started: its seqs may repeat old ones
-                    for entry in self._seen:
-                        entry[0] = -1
+                    seen = self._seen
+                    for i in range(0, len(seen), 3):
+                        seen[i] = -1
                 if item.ack_requested:
                     self._out += encode_frame(ACK, item.seq)
                     if self._is_duplicate(item, now_ms):
@@ -301,25 +309,18 @@ class Link:
         self._out = bytearray()
         return bytes(out)
 
-    def _settle(self, reply, events):
-        # A reply for nothing in flight (a repeated ACK, one from before a restart) is ignored.
-        for entry in self._flight:
-            if entry[0].seq == reply.seq:
-                self._flight.remove(entry)
-                events.append((DELIVERED if reply.type == ACK else REJECTED, entry[0]))
-                return
-
     def _is_duplicate(self, frame, now_ms):
         # A retransmission repeats the same bytes: same seq and CRC within dedup_ms. A peer that
         # restarted its seqs sends other bytes, waits dedup_ms, or says HELLO first.
-        for entry in self._seen:
-            if entry[0] == frame.seq:
-                if entry[1] == frame.crc and ticks_diff(now_ms, entry[2]) < self.dedup_ms:
+        seen = self._seen
+        for i in range(0, len(seen), 3):
+            if seen[i] == frame.seq:
+                if seen[i + 1] == frame.crc and ticks_diff(now_ms, seen[i + 2]) < self.dedup_ms:
                     return True
-                entry[0] = -1
-        entry = self._seen[self._seen_next]
-        entry[0] = frame.seq
-        entry[1] = frame.crc
-        entry[2] = now_ms
-        self._seen_next = (self._seen_next + 1) % _SEEN
+                seen[i] = -1
+        i = self._seen_next
+        seen[i] = frame.seq
+        seen[i + 1] = frame.crc
+        seen[i + 2] = now_ms
+        self._seen_next = (i + 3) % len(seen)
         return False

@@ -1,7 +1,10 @@
 # Museum beacon: marks an exhibit with iBeacon and Eddystone-UID frames, interleaved with
 # Eddystone-TLM health (battery, advert count, uptime) that the gateway publishes on
 # museum/beacons/{id}. Each frame type is advertised for `frame_ms` in turn.
-from protocols.ble import adv, eddystone, ibeacon
+# the encoding halves only: the decoders would cost the board heap it never uses
+from protocols.ble import adv_build as adv
+from protocols.ble import eddystone_encode as eddystone
+from protocols.ble import ibeacon_encode as ibeacon
 
 REQUIRES = ("radio", "battery")
 CONFIG = {

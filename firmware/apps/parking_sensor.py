@@ -12,7 +12,8 @@ from firmware.apps.parking_detector import (
     CalibrationError,
     Detector,
 )
-from protocols.ble import adv, bthome
+from protocols.ble import adv_build as adv  # the building half only: less heap
+from protocols.ble import bthome_encode as bthome  # the encoding half only: less heap
 
 REQUIRES = ("magnetometer", "radio", "battery")
 

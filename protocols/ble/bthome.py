@@ -4,11 +4,16 @@
 # device-info: bit 0 encrypted, bit 2 trigger-based, bits 5-7 version (2). Objects (id byte and
 # fixed-size value, ids low to high, packet id 0x00 first) are bthome_objects.py's. AES-CCM: 4-byte
 # MIC, nonce = MAC | d2 fc | device-info | counter.
+# Decoding here; encoding in bthome_encode.py (what a board imports), re-exported here.
 import struct
-from binascii import unhexlify
 
 from ..errors import DecodeError
-from .bthome_objects import pack, parse
+from .bthome_encode import UUID16, encode  # noqa: F401 (the API)
+from .bthome_encode import cached_cipher as _cached_cipher
+from .bthome_encode import mac_bytes as _mac_bytes
+from .bthome_encode import new_cipher as _new_cipher
+from .bthome_encode import nonce as _nonce
+from .bthome_objects import OBJECTS, SIGNED
 
 try:
     from micropython import const
@@ -20,24 +25,16 @@ except ImportError:
 
 try:
     from cryptography.exceptions import InvalidTag as _BadMic
-    from cryptography.hazmat.primitives.ciphers.aead import AESCCM as _Cipher
-except ImportError:  # MicroPython: CCM in Python over cryptolib
-    from .ccm import CCM as _Cipher
-
+except ImportError:  # MicroPython: ccm.py raises DecodeError on a bad MIC
     _BadMic = DecodeError
 
-UUID16 = const(0xFCD2)
-_NONCE_UUID = b"\xd2\xfc"  # the UUID as it goes on air, little-endian
 _ENCRYPTED = const(0x01)
 _TRIGGER = const(0x04)
-_VERSION_2 = const(0x40)
-_KEY_LEN = const(16)
 _MIC_LEN = const(4)
 _ENCRYPTION_OVERHEAD = const(8)  # counter + MIC
 # BTHome rides in legacy adverts: 31 bytes less the AD header and UUID. The cap also bounds the
 # work and memory one frame can cost.
 _MAX_LEN = const(27)
-_CIPHER_CACHE_MAX = const(1024)
 
 
 class DowngradeError(DecodeError):
@@ -50,31 +47,6 @@ def decode(service_data, mac=None, key=None):
     ("AA:BB:CC:DD:EE:FF" or 6 bytes) and its 16-byte key; given a key, a plaintext frame raises
     DowngradeError."""
     return _decode(bytes(service_data), mac, None if key is None else _cached_cipher(key))
-
-
-def encode(measurements, mac=None, key=None, counter=0, trigger=False, packet_id=None):
-    """[(object id, value), ...] -> service data (after the UUID). With a key (and the MAC the
-    advert goes out from) the objects are encrypted under the given counter, which must grow with
-    every new frame. Raises ValueError on unknown ids or values out of range."""
-    info = _VERSION_2 | (_TRIGGER if trigger else 0) | (0 if key is None else _ENCRYPTED)
-    objects = [] if packet_id is None else [(0x00, packet_id)]
-    # Ascending ids as the spec asks; the index keeps equal ids in the caller's order.
-    order = sorted(range(len(measurements)), key=lambda i: (measurements[i][0], i))
-    objects += [measurements[i] for i in order]
-    payload = b"".join(pack(object_id, value) for object_id, value in objects)
-    if key is None:
-        frame = bytes((info,)) + payload
-    else:
-        if len(key) != _KEY_LEN:
-            raise ValueError("BTHome key must be 16 bytes")
-        if not 0 <= counter <= 0xFFFFFFFF:
-            raise ValueError("BTHome counter must fit in 32 bits")
-        counter_bytes = struct.pack("<I", counter)
-        sealed = _cached_cipher(key).encrypt(_nonce(mac, info, counter_bytes), payload, None)
-        frame = bytes((info,)) + sealed[:-_MIC_LEN] + counter_bytes + sealed[-_MIC_LEN:]
-    if len(frame) > _MAX_LEN:
-        raise ValueError(f"BTHome frame of {len(frame)} bytes does not fit a legacy advert")
-    return frame
 
 
 class Receiver:
@@ -112,6 +84,42 @@ class Receiver:
         return decoded
 
 
+def _parse(payload):
+    """Objects -> (packet id or None, [{"id", "name", "value", "unit"}])."""
+    packet_id = None
+    measurements = []
+    size_all = len(payload)
+    at = 0
+    while at < size_all:
+        object_id = payload[at]
+        spec = OBJECTS.get(object_id)
+        if spec is None:
+            raise DecodeError(f"unknown BTHome object id 0x{object_id:02x}")
+        name, unit, size, signed, scale = spec
+        at += 1
+        end = at + size
+        if end > size_all:
+            raise DecodeError(f"BTHome object 0x{object_id:02x} truncated")
+        if signed:
+            raw = struct.unpack_from(SIGNED[size], payload, at)[0]
+        else:
+            raw = int.from_bytes(payload[at:end], "little")
+        at = end
+        if object_id == 0x00:
+            packet_id = raw
+            continue
+        if scale is None:
+            if raw > 1:
+                raise DecodeError(f"BTHome {name} must be 0 or 1, got {raw}")
+            value = raw == 1
+        elif scale == 1:
+            value = raw
+        else:
+            value = raw / scale  # division, not * 0.01: 2345 / 100 is exactly the double of 23.45
+        measurements.append({"id": object_id, "name": name, "value": value, "unit": unit})
+    return packet_id, measurements
+
+
 def _decode(data, mac, cipher):
     if not data:
         raise DecodeError("empty BTHome service data")
@@ -137,7 +145,7 @@ def _decode(data, mac, cipher):
         counter = struct.unpack("<I", counter_bytes)[0]
     else:
         payload = data[1:]
-    packet_id, measurements = parse(payload)
+    packet_id, measurements = _parse(payload)
     return {
         "version": 2,
         "encrypted": counter is not None,
@@ -146,40 +154,3 @@ def _decode(data, mac, cipher):
         "counter": counter,
         "measurements": measurements,
     }
-
-
-def _nonce(mac, info, counter_bytes):
-    return _mac_bytes(mac) + _NONCE_UUID + bytes((info,)) + counter_bytes
-
-
-def _mac_bytes(mac):
-    if mac is None:
-        raise DecodeError("encrypted BTHome needs the device's MAC address")
-    if isinstance(mac, str):
-        try:
-            mac = unhexlify(mac.replace(":", ""))
-        except ValueError:
-            raise DecodeError(f"bad MAC address {mac!r}") from None
-    if len(mac) != 6:
-        raise DecodeError("a MAC address has 6 bytes")
-    return bytes(mac)
-
-
-def _new_cipher(key):
-    if len(key) != _KEY_LEN:
-        raise DecodeError("BTHome key must be 16 bytes")
-    return _Cipher(bytes(key), _MIC_LEN)
-
-
-_ciphers = {}
-
-
-def _cached_cipher(key):
-    # Building AESCCM costs more than decrypting one frame: keep one per key.
-    key = bytes(key)
-    cipher = _ciphers.get(key)
-    if cipher is None:
-        if len(_ciphers) >= _CIPHER_CACHE_MAX:
-            _ciphers.clear()
-        cipher = _ciphers[key] = _new_cipher(key)
-    return cipher

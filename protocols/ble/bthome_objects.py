@@ -1,11 +1,9 @@
 # BTHome v2 objects: an id byte then a fixed-size little-endian value. The frame around them
-# (device info, encryption) is bthome.py's. Kept apart so that MicroPython compiles each half
-# in a small heap.
+# (device info, encryption) is bthome.py's. The table and pack() only: a sensor imports them to
+# send; parsing is bthome.py's, the decoder's.
 import struct
 
-from ..errors import DecodeError
-
-_SIGNED = {1: "<b", 2: "<h", 4: "<i"}
+SIGNED = {1: "<b", 2: "<h", 4: "<i"}  # struct formats by size
 
 # id: (name, unit, size in bytes, signed, scale). scale None marks a binary sensor (0 or 1), 1 an
 # integer, 10/100/1000 a value sent in tenths/hundredths/thousandths. Units are SenML's (RFC 8428,
@@ -40,42 +38,6 @@ OBJECTS = {
 }
 
 
-def parse(payload):
-    """Objects -> (packet id or None, [{"id", "name", "value", "unit"}])."""
-    packet_id = None
-    measurements = []
-    size_all = len(payload)
-    at = 0
-    while at < size_all:
-        object_id = payload[at]
-        spec = OBJECTS.get(object_id)
-        if spec is None:
-            raise DecodeError(f"unknown BTHome object id 0x{object_id:02x}")
-        name, unit, size, signed, scale = spec
-        at += 1
-        end = at + size
-        if end > size_all:
-            raise DecodeError(f"BTHome object 0x{object_id:02x} truncated")
-        if signed:
-            raw = struct.unpack_from(_SIGNED[size], payload, at)[0]
-        else:
-            raw = int.from_bytes(payload[at:end], "little")
-        at = end
-        if object_id == 0x00:
-            packet_id = raw
-            continue
-        if scale is None:
-            if raw > 1:
-                raise DecodeError(f"BTHome {name} must be 0 or 1, got {raw}")
-            value = raw == 1
-        elif scale == 1:
-            value = raw
-        else:
-            value = raw / scale  # division, not * 0.01: 2345 / 100 is exactly the double of 23.45
-        measurements.append({"id": object_id, "name": name, "value": value, "unit": unit})
-    return packet_id, measurements
-
-
 def pack(object_id, value):
     """One object's bytes; ValueError for an unknown id or a value out of its range."""
     spec = OBJECTS.get(object_id)
@@ -102,5 +64,5 @@ def pack(object_id, value):
     if not low <= raw <= high:
         raise ValueError(f"BTHome {name} {value!r} out of range")
     if signed:
-        return bytes((object_id,)) + struct.pack(_SIGNED[size], raw)
+        return bytes((object_id,)) + struct.pack(SIGNED[size], raw)
     return bytes((object_id,)) + raw.to_bytes(size, "little")

@@ -4,10 +4,13 @@
 #   URL: 0x10 | tx power at 0 m (i8) | scheme code | URL, with expansion codes (at most 17 bytes)
 #   TLM: 0x20 | version 0 | battery mV (u16, 0 = none) | temperature (8.8 signed, 0x8000 = none)
 #        | adverts sent (u32) | time since boot in 0.1 s (u32)
+# Decoding and URL frames here; a beacon's UID and TLM frames in eddystone_encode.py (what a board
+# imports), re-exported here.
 import struct
-from binascii import unhexlify
 
 from ..errors import DecodeError
+from .eddystone_encode import UUID16, encode_tlm, encode_uid  # noqa: F401 (the API)
+from .eddystone_encode import i8 as _i8
 
 try:
     from micropython import const
@@ -17,7 +20,6 @@ except ImportError:
         return x
 
 
-UUID16 = const(0xFEAA)
 _UID = const(0x00)
 _URL = const(0x10)
 _TLM = const(0x20)
@@ -49,13 +51,6 @@ def decode(service_data):
     raise DecodeError(f"unsupported Eddystone frame type 0x{frame:02x}")
 
 
-def encode_uid(namespace, instance, tx_power_dbm):
-    """Namespace (10 bytes) and instance (6 bytes), as bytes or hex; tx power measured at 0 m."""
-    namespace = _id_bytes(namespace, 10, "namespace")
-    instance = _id_bytes(instance, 6, "instance")
-    return bytes((_UID, _i8(tx_power_dbm))) + namespace + instance + b"\x00\x00"
-
-
 def encode_url(url, tx_power_dbm):
     """An http(s) URL compressed with the scheme and expansion codes; ValueError if it cannot be
     sent (other scheme, non-ASCII, longer than 17 bytes once compressed)."""
@@ -81,26 +76,6 @@ def encode_url(url, tx_power_dbm):
     if len(out) - 3 > _URL_MAX:
         raise ValueError(f"URL takes {len(out) - 3} bytes encoded, Eddystone allows 17")
     return bytes(out)
-
-
-def encode_tlm(battery_mv, temperature_c, adv_count, uptime_s):
-    """Unencrypted TLM; None for a battery or temperature the beacon cannot measure."""
-    battery_mv = 0 if battery_mv is None else battery_mv
-    if temperature_c is None:
-        temperature = _NO_TEMPERATURE
-    else:
-        scaled = temperature_c * 256
-        if not -0x7FFF <= scaled <= 0x7FFF:  # also refuses NaN
-            raise ValueError(f"temperature {temperature_c!r} out of the 8.8 range")
-        temperature = round(scaled)
-    uptime = uptime_s * 10
-    if not 0 <= uptime <= 0xFFFFFFFF:
-        raise ValueError(f"uptime {uptime_s!r} s out of range")
-    if not (0 <= battery_mv <= 0xFFFF and 0 <= adv_count <= 0xFFFFFFFF):
-        raise ValueError("battery_mv or adv_count out of range")
-    return bytes((_TLM, 0)) + struct.pack(
-        ">HhII", battery_mv, temperature, adv_count, round(uptime)
-    )
 
 
 def _decode_uid(data):
@@ -148,17 +123,3 @@ def _decode_tlm(data):
         "adv_count": adv_count,
         "uptime_s": uptime / 10,
     }
-
-
-def _id_bytes(value, size, what):
-    if isinstance(value, str):
-        value = unhexlify(value)
-    if len(value) != size:
-        raise ValueError(f"Eddystone {what} must be {size} bytes")
-    return bytes(value)
-
-
-def _i8(value):
-    if not -128 <= value <= 127:
-        raise ValueError(f"tx power {value!r} dBm out of range")
-    return value & 0xFF

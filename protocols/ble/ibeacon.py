@@ -1,9 +1,11 @@
 # iBeacon: Apple's manufacturer data (company 0x004C), the 23 bytes after the company id:
 #   0x02 0x15 | proximity UUID (16) | major (u16 BE) | minor (u16 BE) | tx power at 1 m (i8)
+# Decoding here; encoding in ibeacon_encode.py (what a board imports), re-exported here.
 import struct
-from binascii import unhexlify
 
 from ..errors import DecodeError
+from .ibeacon_encode import COMPANY_ID, encode  # noqa: F401 (the API)
+from .ibeacon_encode import PREFIX as _PREFIX
 
 try:
     from micropython import const
@@ -13,8 +15,6 @@ except ImportError:
         return x
 
 
-COMPANY_ID = const(0x004C)
-_PREFIX = b"\x02\x15"  # type "proximity beacon", 21 bytes follow
 _LEN = const(23)
 
 
@@ -34,13 +34,3 @@ def decode(payload):
         "minor": minor,
         "tx_power_dbm": tx_power_dbm,
     }
-
-
-def encode(uuid, major, minor, tx_power_dbm):
-    """The manufacturer payload to advertise under COMPANY_ID; ValueError on bad fields."""
-    raw = unhexlify(uuid.replace("-", ""))
-    if len(raw) != 16:
-        raise ValueError("iBeacon UUID must be 16 bytes")
-    if not (0 <= major <= 0xFFFF and 0 <= minor <= 0xFFFF and -128 <= tx_power_dbm <= 127):
-        raise ValueError("iBeacon major/minor/tx power out of range")
-    return _PREFIX + raw + struct.pack(">HHb", major, minor, tx_power_dbm)

@@ -74,11 +74,16 @@ def run(vector):
 
 
 def main():
+    import gc
+
     while True:
         line = sys.stdin.readline()
         if not line:
             break
-        print(json.dumps(run(json.loads(line))))
+        vector = json.loads(line)
+        del line
+        gc.collect()  # no vector pays for the garbage of the ones before it
+        print(json.dumps(run(vector)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,219 @@
+# Li-Fi luminaire controller: loops the carousel of MAC frames the gateway prepared
+# (docs/lifi-content.md) through its light, frame by frame with lifi_phy.encode_into.
+#
+# The gateway uploads a new carousel over the device link: COMMAND lifi-begin {version, frames,
+# chip_rate_hz, line_code}, then `frames` LIFI frames of cbor [version, index, payload], then
+# COMMAND lifi-commit {version}. Frames go to flash as they come, into the one of two slot files
+# that is not on air, so the old carousel keeps shining until the commit; the commit is a single
+# config-store write (atomic) naming the new file, and a rebooted luminaire resumes from it.
+# Only the frame being sent is in RAM (one slot, one chip buffer, both reused).
+import os
+import struct
+
+from protocols import cbor, lifi_phy, link
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+REQUIRES = ("link_uart", "lifi_tx")
+SLOT_BYTES = const(1002)  # payload length (2 bytes) + lifi_phy.MAX_PAYLOAD
+MAX_FRAMES = const(2048)  # a carousel of 1,000-byte frames this long fills a board's flash
+MISSING_SHOWN = const(8)  # ranges of indexes a refused commit names (then "...")
+IDLE_MS = const(250)  # nothing to send yet: look again after this
+LEVEL_DEFAULT = const(50)  # not dimmed
+FILES = ("lifi-a.dat", "lifi-b.dat")
+LINE_CODES = {"manchester": lifi_phy.MANCHESTER, "4b6b": lifi_phy.CODE_4B6B}
+
+
+def _int(args, key, low, high):
+    value = args.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError("%s must be an integer from %d to %d, got %r" % (key, low, high, value))
+    return value
+
+
+def _missing(received, frames):
+    # "3, 7-9, 12": the indexes not received, as ranges (the gateway resends them); "" if none.
+    # No count after the "...": the gateway reads every number in the message as an index.
+    ranges = []
+    first = None
+    for i in range(frames + 1):
+        have = i == frames or received[i >> 3] & (1 << (i & 7))
+        if not have and first is None:
+            first = i
+        elif have and first is not None:
+            if len(ranges) == MISSING_SHOWN:
+                ranges.append("...")
+                break
+            ranges.append(str(first) if first == i - 1 else "%d-%d" % (first, i - 1))
+            first = None
+    return ", ".join(ranges)
+
+
+class Luminaire:
+    def __init__(self, hal, device):
+        self._device = device
+        self._folder = hal.storage
+        self._max_chip_rate_hz = hal.board["aliases"]["lifi_tx"].get("max_chip_rate_hz", 1000000)
+        # on air: {"version", "frames", "file", "chip_rate_hz", "line_code"}, or None
+        self.current = device.config.get("lifi")
+        if self.current is not None and not self._exists(self.current["file"]):
+            device.log("error", "lifi: %s is gone, nothing to send" % self.current["file"])
+            self.current = None
+        self.level_pct = device.config.get("level_pct", LEVEL_DEFAULT)
+        self.sent = 0  # frames sent of the current carousel since boot or commit
+        self._staging = None  # the lifi-begin args, plus "file"
+        self._received = None  # bitmap of the staged indexes
+
+    def _exists(self, name):
+        try:
+            os.stat(self._folder + name)
+            return True
+        except OSError:
+            return False
+
+    # -- console ------------------------------------------------------------------------------
+
+    def begin(self, args):
+        version = _int(args, "version", 0, 0xFFFFFFFF)
+        frames = _int(args, "frames", 1, MAX_FRAMES)
+        chip_rate_hz = _int(args, "chip_rate_hz", 1, self._max_chip_rate_hz)
+        line_code = args.get("line_code")
+        if line_code not in LINE_CODES:
+            raise ValueError("line_code must be manchester or 4b6b, got %r" % (line_code,))
+        on_air = self.current["file"] if self.current else None
+        name = FILES[1] if on_air == FILES[0] else FILES[0]
+        open(self._folder + name, "wb").close()  # a restarted upload starts afresh
+        self._staging = {
+            "version": version,
+            "frames": frames,
+            "file": name,
+            "chip_rate_hz": chip_rate_hz,
+            "line_code": line_code,
+        }
+        self._received = bytearray((frames + 7) // 8)
+        return {"ok": True}
+
+    def frame(self, body):
+        # A LIFI frame: cbor [version, index, payload]. The link has ACKed it already, so a bad
+        # one is only logged; the commit will name it missing.
+        staging = self._staging
+        try:
+            version, index, payload = cbor.loads(body)
+            if not isinstance(index, int) or not isinstance(payload, bytes):
+                raise TypeError
+        except (ValueError, TypeError):
+            self._device.log("warning", "lifi: a LIFI frame that is not [version, index, payload]")
+            return
+        if staging is None or version != staging["version"]:
+            return  # an upload since restarted, or the retransmission of a committed one
+        if not (0 <= index < staging["frames"]) or len(payload) > lifi_phy.MAX_PAYLOAD:
+            self._device.log(
+                "warning", "lifi: frame %r of %d bytes refused" % (index, len(payload))
+            )
+            return
+        offset = index * SLOT_BYTES
+        with open(self._folder + staging["file"], "r+b") as f:
+            size = f.seek(0, 2)
+            while size < offset:  # frames may come out of order: fill the gap with empty slots
+                size += f.write(bytes(min(SLOT_BYTES, offset - size)))
+            f.seek(offset)
+            f.write(struct.pack(">H", len(payload)))
+            f.write(payload)
+        self._received[index >> 3] |= 1 << (index & 7)
+
+    def commit(self, args):
+        version = _int(args, "version", 0, 0xFFFFFFFF)
+        staging = self._staging
+        current = self.current
+        if staging is None and current is not None and current["version"] == version:
+            # a commit repeated after its reply was lost: already on air
+            return {"ok": True, "version": version, "frames": current["frames"]}
+        if staging is None or staging["version"] != version:
+            raise ValueError("no upload of version %d under way (lifi-begin first)" % version)
+        missing = _missing(self._received, staging["frames"])
+        if missing:
+            raise ValueError("missing frames " + missing)
+        self._device.config.update({"lifi": staging})  # the swap: one atomic rename
+        self.current = staging
+        self.sent = 0
+        self._staging = self._received = None
+        if current is not None:
+            open(self._folder + current["file"], "wb").close()  # its flash is free again
+        self._device.log(
+            "info", "lifi: version %d on air, %d frames" % (version, staging["frames"])
+        )
+        return {"ok": True, "version": version, "frames": staging["frames"]}
+
+    def dim(self, args):
+        level_pct = _int(args, "level_pct", lifi_phy.LEVEL_MIN, lifi_phy.LEVEL_MAX)
+        self._device.config.update({"level_pct": level_pct})
+        self.level_pct = level_pct  # from the next frame on
+        return {"ok": True, "level_pct": level_pct}
+
+    def status(self, args):
+        current = self.current or {}
+        staging = self._staging
+        return {
+            "version": current.get("version"),
+            "frames": current.get("frames", 0),
+            "sent": self.sent,
+            "level_pct": self.level_pct,
+            "chip_rate_hz": current.get("chip_rate_hz"),
+            "line_code": current.get("line_code"),
+            "staging": staging["version"] if staging else None,
+        }
+
+    # -- light --------------------------------------------------------------------------------
+
+    async def run(self, hal):
+        light = hal.open("lifi_tx")
+        slot = bytearray(SLOT_BYTES)
+        payloads = memoryview(slot)
+        chips = bytearray(0)  # grown to the largest frame at the current level and line code
+        f = name = None
+        index = 0
+        while True:
+            current = self.current
+            if current is None:
+                await hal.clock.sleep_ms(IDLE_MS)
+                continue
+            if current["file"] != name:  # a commit: the new carousel from its first frame
+                if f is not None:
+                    f.close()
+                name = current["file"]
+                f = open(self._folder + name, "rb")
+                index = 0
+            if index >= current["frames"]:
+                index = 0
+            f.seek(index * SLOT_BYTES)
+            f.readinto(slot)
+            n = struct.unpack_from(">H", slot, 0)[0]
+            if n > lifi_phy.MAX_PAYLOAD:  # a flash fault: skip the slot rather than crash
+                index += 1
+                await hal.clock.sleep_ms(IDLE_MS)
+                continue
+            line_code = LINE_CODES[current["line_code"]]
+            size = lifi_phy.frame_chips(n, line_code, self.level_pct) // 8
+            if len(chips) < size:
+                chips = None  # the old buffer is garbage before the new one is taken
+                chips = bytearray(size)
+            used = lifi_phy.encode_into(chips, payloads[2 : 2 + n], line_code, self.level_pct)
+            await light.transmit(memoryview(chips)[:used], current["chip_rate_hz"])
+            self.sent += 1
+            index += 1
+
+
+async def main(hal, device):
+    luminaire = Luminaire(hal, device)
+    device.command("lifi-begin", luminaire.begin)
+    device.command("lifi-commit", luminaire.commit)
+    device.command("lifi-status", luminaire.status)
+    device.command("dim", luminaire.dim)
+    device.on_frame(link.LIFI, luminaire.frame)
+    await luminaire.run(hal)
