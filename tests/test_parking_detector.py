@@ -138,6 +138,33 @@ def test_a_weak_vehicle_is_detected():
     assert 600.0 <= arrived <= 606.0 and 2400.0 <= left <= 2406.0
 
 
+def test_a_neighbours_leakage_in_the_baseline_does_not_make_the_night_occupied():
+    # the technician calibrates at 14:30 beside a parked van, which leaves at 18:00; the bay
+    # then stays empty through the night while the sensor cools by up to 20 C. The van's
+    # leakage and the drift together cross the threshold (this seed: the old fixed baseline
+    # said "occupied" from 18:00 to 06:40), with no vehicle's manoeuvre over the sensor
+    street = Street(
+        2, seed=4, duration_s=86400, stays=[(0, 0.0, 4 * 3600.0, "van")], start_of_day_s=14 * 3600
+    )
+    detector = street_calibrated(street, 1, at_s=1800.0)
+    assert run(detector, street, 1, 1816.0, 86400.0) == []
+
+
+def test_a_weak_vehicle_parked_all_day_is_not_learnt_as_the_empty_bay():
+    # the baseline re-learns weak fields that no manoeuvre brought: a weak car that drove in
+    # must stay "occupied" through 8 h of temperature swing, and its departure be seen
+    street = Street(
+        1,
+        seed=7,
+        duration_s=10 * 3600,
+        stays=[(0, 600.0, 8 * 3600.0, "weak")],
+        start_of_day_s=8 * 3600,
+    )
+    decisions = run(street_calibrated(street, 0), street, 0, 100.0, 10 * 3600.0)
+    assert [o for _, o in decisions] == [True, False]
+    assert 8 * 3600.0 <= decisions[1][0] <= 8 * 3600.0 + 6.0
+
+
 def test_hysteresis_a_field_at_the_threshold_does_not_chatter():
     rng = random.Random(8)
     detector = calibrated()

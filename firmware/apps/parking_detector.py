@@ -2,19 +2,19 @@
 # (MicroPython) and in the simulators and benches (CPython). No I/O, no clock: the caller feeds
 # samples with the time since the previous one and asks when to sample next.
 #
-# Deviation d = sample - baseline (the empty bay's field, per axis). Its car score (uT) is
-#   score = max(|d| + w v, f |d|)      (w = vertical_weight, f = size_floor)
-#   v = component of d along Earth's vertical (positive: the field pulled further the way
-#       Earth's field points down, as steel right above the sensor does)
-# A car over the sensor pulls the field along Earth's vertical (induced magnetisation); a car in
-# the next bay is seen from the side, where a dipole's field reverses its vertical part, so its
-# leakage scores near zero however big it is, up to the 0.35 |d| floor that keeps any large
-# field (a car with a strong permanent magnetisation) a car. States and duty cycle:
+# Score = |d|, d = sample - baseline (the empty bay's field, per axis), in uT. States and duty
+# cycle:
 #   vacant   --sample score >= trigger--> burst of fast samples --mean >= on--> occupied
 #   occupied --sample score < on--------> burst of fast samples --mean < off--> vacant
 # on > off is the hysteresis; judging a burst's mean (noise / 2 with 4 samples) means a noisy
-# sample costs a short burst, never a transition. The baseline follows slow drift (temperature,
-# ageing) only while vacant, settled and close to it, so it never learns a car.
+# sample costs a short burst, never a transition.
+# The baseline is wrong by whatever a neighbour's car added at calibration, plus temperature
+# drift, which together reach the threshold. So the detector re-learns it while vacant: it
+# follows settled fields slowly, and a weak field (under weak_ut) that crosses the threshold
+# becomes the baseline at once when it crept there (within step_ut of the recent field) or when
+# no vehicle's manoeuvre brought it. A car driving over the sensor passes its engine and axles
+# close above it: the field peaks well above its resting level (manoeuvre_ut and up), where a
+# neighbour's car, seen from the side, changes it smoothly by a few uT.
 import math
 
 try:
@@ -29,6 +29,7 @@ IDLE_MS = const(2000)  # between samples while nothing changes
 CONFIRM_MS = const(300)  # between samples of a confirmation burst
 CONFIRM_SAMPLES = const(4)
 WINDOW = const(8)  # recent samples kept for calibration
+EXTRA_LOOKS = const(2)  # more bursts before a weak field with no manoeuvre becomes the baseline
 # Reporting policy, shared by the app and the bench that counts its radio use: every change is
 # advertised REPORT_REPEATS times (the packet id lets the gateway drop the copies), and the
 # current state every HEARTBEAT_S.
@@ -49,7 +50,6 @@ class Detector:
         on_ut=3.5,
         off_ut=3.0,
         trigger_ut=2.8,
-        track_ut=2.0,
         track_tau_s=3600.0,
         noise_limit_ut=1.5,
         earth_h_ut=21.1,
@@ -57,21 +57,24 @@ class Detector:
         earth_tolerance_ut=12.0,
         release_ut=1.0,
         rest_ratio=0.25,
-        vertical_weight=0.0,
-        size_floor=0.0,
+        step_ut=2.0,
+        recent_tau_s=120.0,
+        weak_ut=6.0,
+        manoeuvre_ut=5.0,
     ):
         self.on_ut = on_ut
         self.off_ut = off_ut
         self.release_ut = release_ut
         self.rest_ratio = rest_ratio
         self.trigger_ut = trigger_ut
-        self.track_ut = track_ut
         self.track_tau_s = track_tau_s
         self.noise_limit_ut = noise_limit_ut
         self.earth = (earth_h_ut, earth_z_ut)
         self.earth_tolerance_ut = earth_tolerance_ut
-        self.vertical_weight = vertical_weight
-        self.size_floor = size_floor
+        self.step_ut = step_ut
+        self.recent_tau_s = recent_tau_s
+        self.weak_ut = weak_ut
+        self.manoeuvre_ut = manoeuvre_ut
         self.occupied = False
         self.changes = 0
         self.samples = 0
@@ -92,24 +95,36 @@ class Detector:
         dx, dy, dz = x - bx, y - by, z - bz
         if self._burst:
             return self._confirm(dx, dy, dz)
-        score = self._score(dx, dy, dz)
+        score = _size(dx, dy, dz)
         if self.occupied:
             if score < self.on_ut or score < self._level - self.release_ut:
                 self._start_burst()
+            elif score > self._level + self.release_ut:
+                self._level = score  # still manoeuvring: not its resting level yet
             else:  # the parked car's own level, once it has settled
                 self._level = self._rest = (self._level + score) / 2
             return False
         if score >= self.trigger_ut:
             rejected = self._rejected
             # the same standing field that a burst already turned down: not worth another
-            if rejected is None or _dist(dx, dy, dz, rejected) > self.trigger_ut / 2:
-                self._start_burst()
+            if (
+                rejected is None
+                or _size(dx - rejected[0], dy - rejected[1], dz - rejected[2]) > self.trigger_ut / 2
+            ):
+                self._looks = 0
+                self._start_burst(score)
             return False
         self._rejected = None
-        if dx * dx + dy * dy + dz * dz < self.track_ut * self.track_ut:
+        self._settled = True
+        rx, ry, rz = self._recent
+        # settled (close to the recent field): the empty bay's field, whatever its level
+        if _size(x - rx, y - ry, z - rz) < self.step_ut:
             a = dt_ms / 1000 / self.track_tau_s
             a = 1.0 if a > 1.0 else a
             self.baseline = (bx + a * dx, by + a * dy, bz + a * dz)
+        a = dt_ms / 1000 / self.recent_tau_s
+        a = 1.0 if a > 1.0 else a
+        self._recent = (rx + a * (x - rx), ry + a * (y - ry), rz + a * (z - rz))
         return False
 
     def next_ms(self):
@@ -121,7 +136,7 @@ class Detector:
         if self.baseline is None:
             return None
         bx, by, bz = self.baseline
-        return self._score(x - bx, y - by, z - bz)
+        return _size(x - bx, y - by, z - bz)
 
     # ---- calibration -------------------------------------------------------------------
 
@@ -182,22 +197,20 @@ class Detector:
 
     def _set_baseline(self, baseline):
         self.baseline = None if baseline is None else tuple(float(v) for v in baseline)
-        # sign of Earth's vertical in this sensor's axes (negative z up in the north)
-        self._down = 1.0 if baseline is None or baseline[2] >= 0 else -1.0
         self.occupied = False
         self._level = self._rest = 0.0
         self._rejected = None
         self._burst = 0
         self._sum = [0.0, 0.0, 0.0]
+        self._recent = self.baseline
+        self._looks = 0
+        self._peak = 0.0
+        # no quiet sample seen since the baseline was set: a field found there is no manoeuvre's
+        self._settled = False
 
-    def _score(self, dx, dy, dz):
-        size = math.sqrt(dx * dx + dy * dy + dz * dz)
-        shaped = size + self.vertical_weight * self._down * dz
-        floor = self.size_floor * size
-        return shaped if shaped > floor else floor
-
-    def _start_burst(self):
+    def _start_burst(self, peak=0.0):
         self._burst = CONFIRM_SAMPLES
+        self._peak = peak
         self._sum = [0.0, 0.0, 0.0]
 
     def _confirm(self, dx, dy, dz):
@@ -205,11 +218,14 @@ class Detector:
         s[0] += dx
         s[1] += dy
         s[2] += dz
+        score = _size(dx, dy, dz)
+        if score > self._peak:
+            self._peak = score
         self._burst -= 1
         if self._burst:
             return False
         mean = (s[0] / CONFIRM_SAMPLES, s[1] / CONFIRM_SAMPLES, s[2] / CONFIRM_SAMPLES)
-        score = self._score(mean[0], mean[1], mean[2])
+        score = _size(mean[0], mean[1], mean[2])
         if self.occupied:
             # gone: below the off threshold and clearly below what the parked car showed, or
             # most of its settled field gone (neighbours' leakage may hold the rest up)
@@ -219,9 +235,36 @@ class Detector:
                 return False
             self.occupied = False
             self._rejected = mean  # a new arrival must move the field away from here
+            bx, by, bz = self.baseline
+            if self._level - score >= self.on_ut:
+                # a clear departure: what is left is the empty bay (and the neighbours), so a
+                # field that stays here must not bring the car back
+                self._recent = (bx + mean[0], by + mean[1], bz + mean[2])
+            else:  # a small drop (a weak car's level dipping?): judge arrivals from the baseline
+                self._recent = self.baseline
         else:
             if score < self.on_ut:
                 self._rejected = mean
+                return False
+            bx, by, bz = self.baseline
+            field = (bx + mean[0], by + mean[1], bz + mean[2])
+            rx, ry, rz = self._recent
+            if score < self.weak_ut and _size(field[0] - rx, field[1] - ry, field[2] - rz) < (
+                self.step_ut
+            ):
+                # the field crept over the threshold with no vehicle's manoeuvre (drift, or a
+                # neighbour's leakage in the baseline): the empty bay reads this now
+                self.baseline = self._recent = field
+                return False
+            if score < self.weak_ut and self._peak < self.manoeuvre_ut and self._settled:
+                # a weak field that no vehicle's manoeuvre brought (a neighbour coming or going
+                # changes this bay's field smoothly): look again, as a weak car may still be on
+                # its way in, then take it for the empty bay's field
+                if self._looks < EXTRA_LOOKS:
+                    self._looks += 1
+                    self._start_burst(self._peak)
+                    return False
+                self.baseline = self._recent = field
                 return False
             self.occupied = True
             self._level = score
@@ -231,6 +274,5 @@ class Detector:
         return True
 
 
-def _dist(dx, dy, dz, point):
-    px, py, pz = point
-    return math.sqrt((dx - px) ** 2 + (dy - py) ** 2 + (dz - pz) ** 2)
+def _size(dx, dy, dz):
+    return math.sqrt(dx * dx + dy * dy + dz * dz)
