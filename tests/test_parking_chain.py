@@ -141,6 +141,10 @@ async def test_the_city_sees_what_the_street_really_is(tmp_path, broker, air):
     async with street_chain(tmp_path, broker, air, street, start_s=-3000.0) as (parking, gw, city):
         async with operator(broker) as ask:
             await parking.calibrate_all(ask)  # on the empty street
+        # each sensor reports as soon as it is calibrated: the technician sees its bay free
+        await wait_until(
+            lambda: set(statuses(city, parking).values()) == {"free"}, 20, "calibrated bays free"
+        )
         parking.jump(0.0)  # the traffic starts
         truth = parking.truth(parking.last_change_s() + 1)
         assert sorted(truth.values()).count("occupied") == 3

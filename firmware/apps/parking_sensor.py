@@ -39,12 +39,15 @@ async def main(hal, device):
     if detector.baseline is None:
         device.log("warning", "not calibrated: run calibrate with the bay empty")
 
+    report_now = [False]  # set by calibrate: the technician sees the bay reported at once
+
     def calibrate(args):
         try:
             baseline = detector.calibrate(bool(args.get("force", False)))
         except CalibrationError as e:
             raise ValueError(str(e)) from None
         device.config.update({"parking_baseline_ut": list(baseline)})
+        report_now[0] = True
         device.log("info", "calibrated: baseline %s uT" % (_rounded(baseline),))
         return {"baseline_ut": _rounded(baseline)}
 
@@ -76,9 +79,12 @@ async def main(hal, device):
             device.log("info", "bay %s" % ("occupied" if detector.occupied else "vacant"))
             await sender.send(clock, detector.occupied, battery.read_mv(), REPORT_REPEATS)
             last_report_ms = now_ms
-        elif now_ms - last_report_ms >= HEARTBEAT_S * 1000 and detector.baseline is not None:
+        elif detector.baseline is not None and (
+            report_now[0] or now_ms - last_report_ms >= HEARTBEAT_S * 1000
+        ):
             await sender.send(clock, detector.occupied, battery.read_mv(), 1)
             last_report_ms = now_ms
+            report_now[0] = False
         wait_ms = detector.next_ms()
         await clock.sleep_ms(wait_ms)
 
