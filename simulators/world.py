@@ -298,23 +298,31 @@ class World:
     # -- the boards' connections --------------------------------------------------------------
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        board = None
+        # A hook that fails (the street, the optical channel) is not caught here: asyncio logs
+        # it, rather than the board waiting silently for an answer that never comes.
         try:
-            op, payload = await _receive(reader)
-            board = self.boards[json.loads(payload)["id"]]
-            board.writer = writer
-            welcome = {"sim_ms": int(self.now_s() * 1000), "speed": self.speed}
-            _send(writer, HELLO, json.dumps(welcome).encode())
-            board.connected.set()
-            while True:
+            board = await self._greet(reader, writer)
+            while board is not None:
                 op, payload = await _receive(reader)
                 self._handle(board, writer, op, payload)
-        except (asyncio.IncompleteReadError, ConnectionError, KeyError, ValueError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the board's process ended: reset, power cut, unplugged
         except asyncio.CancelledError:
             pass  # the world is closing; (Python 3.11's start_server would log a cancelled handler)
         finally:
             writer.close()
+
+    async def _greet(self, reader, writer) -> SimBoard | None:
+        _, payload = await _receive(reader)
+        try:
+            board = self.boards[json.loads(payload)["id"]]
+        except (KeyError, TypeError, ValueError):
+            return None  # not one of this world's boards
+        board.writer = writer
+        welcome = {"sim_ms": int(self.now_s() * 1000), "speed": self.speed}
+        _send(writer, HELLO, json.dumps(welcome).encode())
+        board.connected.set()
+        return board
 
     def _handle(self, board: SimBoard, writer, op: int, payload: bytes):
         if op == FEED:

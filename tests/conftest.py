@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from luciole.simulators.bluez import FakeBlueZ
 from luciole.simulators.micropython import interpreter
+from luciole.simulators.mosquitto import Mosquitto
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "vectors"))
@@ -30,3 +32,17 @@ def micropython():
         return interpreter()
     except FileNotFoundError as e:
         pytest.fail(str(e))
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A real Mosquitto on a free 127.0.0.1 port, for this test only."""
+    with Mosquitto(tmp_path / "broker") as broker:
+        yield broker
+
+
+@pytest.fixture
+def bluez(tmp_path):
+    """The BlueZ stand-in on a private D-Bus system bus (the BLE air of gateway tests)."""
+    with FakeBlueZ(log_path=tmp_path / "bluez.log") as fake:
+        yield fake

@@ -20,7 +20,6 @@ from harness import GatewayProcess, Subscriber, gateway_config, wait_until
 from luciole.protocols import readings, senml
 from luciole.protocols.link import EVENT, encode_frame
 from luciole.protocols.topics import DEFAULT_PREFIX, PATTERNS, Topics
-from luciole.simulators.mosquitto import Mosquitto
 from luciole.simulators.serial_device import SerialDevice
 
 ID_PATTERN = "^[a-z0-9][a-z0-9-]{0,63}$"
@@ -171,12 +170,6 @@ def test_a_configured_prefix_and_directions():
 
 
 # -- the real gateway ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def broker(tmp_path):
-    with Mosquitto(tmp_path / "broker") as broker:
-        yield broker
 
 
 def decoded(message):

@@ -6,13 +6,12 @@ import asyncio
 import contextlib
 import json
 
-import pytest
 from harness import GatewayProcess, Subscriber, gateway_config, scrape, wait_until
 
 from luciole.protocols import senml
 from luciole.protocols.ble import bthome, eddystone, ibeacon
 from luciole.simulators.bluez import APPLE, BTHOME, EDDYSTONE, FakeBlueZ
-from luciole.simulators.mosquitto import Mosquitto, free_port
+from luciole.simulators.mosquitto import free_port
 
 PREFIX = "luciole/v1/issy"
 KEY = bytes.fromhex("231d39c1d7cc1ab1aee224cd096db932")
@@ -23,18 +22,6 @@ SENSOR_3 = ("ps-0003", "54:48:E6:8F:80:A7")
 BEACON = ("bcn-hall-3", "C0:FF:EE:00:00:03")
 STRANGER = "12:34:56:78:9A:BC"
 OCCUPANCY, BATTERY = 0x23, 0x01
-
-
-@pytest.fixture
-def broker(tmp_path):
-    with Mosquitto(tmp_path / "broker") as broker:
-        yield broker
-
-
-@pytest.fixture
-def bluez(tmp_path):
-    with FakeBlueZ(log_path=tmp_path / "bluez.log") as fake:
-        yield fake
 
 
 @contextlib.contextmanager

@@ -6,16 +6,9 @@ import json
 import pytest
 from harness import GatewayProcess, gateway_config, operator
 
-from luciole.simulators.mosquitto import Mosquitto
 from luciole.simulators.serial_device import SerialDevice
 
 CMD = "luciole/v1/issy/cmd"
-
-
-@pytest.fixture
-def broker(tmp_path):
-    with Mosquitto(tmp_path / "broker") as broker:
-        yield broker
 
 
 async def started(gw, device):

@@ -10,15 +10,14 @@ import subprocess
 import uuid
 
 import aiomqtt
-import pytest
 from contract import payload_errors, topic_matches_contract
 from harness import LUCIOLE, GatewayProcess, Subscriber, gateway_config, scrape, wait_until
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from luciole.protocols.ble import bthome
-from luciole.simulators.bluez import BTHOME, FakeBlueZ
-from luciole.simulators.mosquitto import Mosquitto, free_port
+from luciole.simulators.bluez import BTHOME
+from luciole.simulators.mosquitto import free_port
 
 PREFIX = "luciole/v1/issy"
 KEY = bytes.fromhex("231d39c1d7cc1ab1aee224cd096db932")
@@ -37,18 +36,6 @@ b2,2,Rue Ernest Renan,48.8246,2.2708
 b3,3,Rue Ernest Renan,48.8247,2.2709
 b4,4,Avenue Victor Cresson,48.8250,2.2650
 """
-
-
-@pytest.fixture
-def broker(tmp_path):
-    with Mosquitto(tmp_path / "broker") as broker:
-        yield broker
-
-
-@pytest.fixture
-def bluez(tmp_path):
-    with FakeBlueZ(log_path=tmp_path / "bluez.log") as fake:
-        yield fake
 
 
 @contextlib.contextmanager

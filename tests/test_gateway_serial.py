@@ -4,7 +4,6 @@ import asyncio
 import contextlib
 import json
 
-import pytest
 from harness import GatewayProcess, Subscriber, gateway_config, sample, scrape, wait_until
 
 from luciole.edge import intake
@@ -12,16 +11,10 @@ from luciole.edge.config import load as load_config
 from luciole.edge.gateway import Gateway
 from luciole.protocols import readings
 from luciole.protocols.link import READING, encode_frame
-from luciole.simulators.mosquitto import Mosquitto, free_port
+from luciole.simulators.mosquitto import free_port
 from luciole.simulators.serial_device import SerialDevice
 
 TELEMETRY = "luciole/v1/issy/devices/+/telemetry"
-
-
-@pytest.fixture
-def broker(tmp_path):
-    with Mosquitto(tmp_path / "broker") as broker:
-        yield broker
 
 
 def check_exactly_once(messages, expected_per_device):

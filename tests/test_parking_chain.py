@@ -9,11 +9,8 @@ import contextlib
 import json
 import subprocess
 
-import pytest
 from harness import LUCIOLE, GatewayProcess, Subscriber, gateway_config, operator, wait_until
 
-from luciole.simulators.bluez import FakeBlueZ
-from luciole.simulators.mosquitto import Mosquitto
 from luciole.simulators.parking_replay import load, street_from_csv
 from luciole.simulators.parking_world import ParkingWorld
 from luciole.simulators.street import Street
@@ -25,23 +22,11 @@ SETTLE_S = 20.0  # street seconds after the last change: manoeuvre, 2 s sampling
 FOREVER_S = 100_000.0
 
 
-@pytest.fixture
-def broker(tmp_path):
-    with Mosquitto(tmp_path / "broker") as broker:
-        yield broker
-
-
-@pytest.fixture
-def air(tmp_path):
-    with FakeBlueZ(log_path=tmp_path / "bluez.log") as fake:
-        yield fake
-
-
 @contextlib.asynccontextmanager
-async def street_chain(tmp_path, broker, air, street, start_s, keys=None):
+async def street_chain(tmp_path, broker, bluez, street, start_s, keys=None):
     """The street's boards in a world, the bay inventory imported, the gateway running with the
     boards' consoles on its serial side; yields (parking world, gateway, city subscriber)."""
-    async with World(tmp_path / "world", speed=SPEED, air=air) as world:
+    async with World(tmp_path / "world", speed=SPEED, air=bluez) as world:
         parking = ParkingWorld(world, street, seed=1, start_s=start_s)
         boards = parking.add_boards()
         config = gateway_config(
@@ -120,7 +105,7 @@ async def settle(parking, gw, city, expected, timeout_s):
         raise AssertionError(f"city sees {statuses(city, parking)}, expected {expected}") from None
 
 
-async def test_the_city_sees_what_the_street_really_is(tmp_path, broker, air):
+async def test_the_city_sees_what_the_street_really_is(tmp_path, broker, bluez):
     # (bay, arrive_s, leave_s, kind): every bay changes at least once (a sensor reports on change
     # and every 10 min), some vehicles still parked at the end, neighbours coming and going
     # together. No empty bay ends up between two parked neighbours: their leakage adds up to the
@@ -138,7 +123,8 @@ async def test_the_city_sees_what_the_street_really_is(tmp_path, broker, air):
         (7, 50, FOREVER_S, "car"),
     ]
     street = Street(8, seed=7, duration_s=FOREVER_S, stays=stays)
-    async with street_chain(tmp_path, broker, air, street, start_s=-3000.0) as (parking, gw, city):
+    chain = street_chain(tmp_path, broker, bluez, street, start_s=-3000.0)
+    async with chain as (parking, gw, city):
         async with operator(broker) as ask:
             await parking.calibrate_all(ask)  # on the empty street
         # each sensor reports as soon as it is calibrated: the technician sees its bay free
@@ -170,7 +156,7 @@ REPLAY = """\ufeffbay_id,time,occupied,source
 """
 
 
-async def test_a_replayed_event_file_ends_in_the_state_it_implies(tmp_path, broker, air):
+async def test_a_replayed_event_file_ends_in_the_state_it_implies(tmp_path, broker, bluez):
     events = tmp_path / "events.csv"
     events.write_text(REPLAY, encoding="utf-8")
     # what the file implies, read from it alone: each bay's last event
@@ -184,7 +170,7 @@ async def test_a_replayed_event_file_ends_in_the_state_it_implies(tmp_path, brok
     # between parked cars with 1.5 uT of their leakage), so every event is one a sensor can see
     assert all(v["kind"] != "weak" for v in street.vehicles)
     first_s = street.truth[0][1]
-    async with street_chain(tmp_path, broker, air, street, start_s=first_s - 3600) as (
+    async with street_chain(tmp_path, broker, bluez, street, start_s=first_s - 3600) as (
         parking,
         gw,
         city,
@@ -196,7 +182,7 @@ async def test_a_replayed_event_file_ends_in_the_state_it_implies(tmp_path, brok
         await wait_until(lambda: counts(city, parking) == (5, 3, 2), 10, "the site's counts")
 
 
-async def test_technician_errors_reach_the_technician_and_the_city(tmp_path, broker, air):
+async def test_technician_errors_reach_the_technician_and_the_city(tmp_path, broker, bluez):
     # bay 0: a van parked since before the technician came; bays 1 and 2: cars arrive later;
     # the gateway was given the wrong key for bay 2's sensor
     stays = [
@@ -206,7 +192,7 @@ async def test_technician_errors_reach_the_technician_and_the_city(tmp_path, bro
     ]
     street = Street(3, seed=0, pitch_m=6.0, duration_s=FOREVER_S, stays=stays)
     wrong = {"ps-bay-002": bytes(16)}
-    async with street_chain(tmp_path, broker, air, street, -500.0, keys=wrong) as (
+    async with street_chain(tmp_path, broker, bluez, street, -500.0, keys=wrong) as (
         parking,
         gw,
         city,
