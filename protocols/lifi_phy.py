@@ -1,167 +1,50 @@
-# Li-Fi physical layer, sans-I/O: one payload in, the chips of one OOK frame out (and back).
-# Byte-by-byte layout, the line codes and dimming: docs/lifi-phy.md.
-#
-# Chips are packed MSB-first, 1 = LED on. A frame is, in chip bytes:
-#   leading compensation | preamble (8) | SFD (2) | header (12) | payload blocks + compensation
-# The preamble, SFD and header are always 50% on; the header is Manchester whatever the payload's
-# line code (the receiver reads the line code from it). Payload and its CRC-32 are line-coded in
-# blocks of 4 bytes; when dimmed, compensation bytes (all on above 50%, all off below) follow
-# each block and precede the preamble, so the light averages the commanded level over every few
-# hundred chips instead of flickering at the frame rate.
-# Everything stays byte-aligned, so the encoder is table lookups and byte stores: a Pico encodes
-# a frame faster than it is sent. Comments rather than docstrings: MicroPython keeps docstrings
-# in RAM while compiling a module.
+# Li-Fi physical layer, sans-I/O: one payload in, the chips of one OOK frame out, and back.
+# Byte-by-byte layout, the line codes and dimming: docs/lifi-phy.md. The encoding half is
+# lifi_phy_encode.py (all a luminaire imports), re-exported here; the decoder is here.
 import struct
 from binascii import crc32
 
 from .errors import DecodeError
-
-try:
-    from micropython import const
-except ImportError:
-
-    def const(x):
-        return x
-
-
-VERSION = const(1)
-MANCHESTER = const(0)  # bit 1 -> chips 10, bit 0 -> chips 01 (IEEE 802.15.7)
-CODE_4B6B = const(1)  # IEEE 802.15.7 4B6B: every codeword three chips on, three off
-MAX_PAYLOAD = const(1000)  # bytes; one frame fits one device-link body (1,024) with room to spare
-LEVEL_MIN = const(10)  # dimming range in % of full light; 50 = no compensation
-LEVEL_MAX = const(90)
-
-PREAMBLE_CHIPS = const(64)  # 1010...10: clock and gain settle on it
-SFD = b"\xf8\x34"  # 1111100000110100: runs of 5 that no line-coded data contains
-SYNC = b"\xaa\xaa\xf8\x34"  # what a receiver looks for: the preamble's end and the SFD
-HEADER_BYTES = const(6)  # version | line code, level %, length (2), CRC-16 (2)
-HEAD_CHIP_BYTES = const(22)  # preamble 8 + SFD 2 + Manchester header 12
-BLOCK_BYTES = const(4)  # payload bytes between two runs of compensation
-CRC_BYTES = const(4)
-
-_PAD = const(0xA)  # 4B6B: the 4 chips closing an odd byte count, balanced
-# the 6 chips of each nibble 0..15, low bits of each byte
-CODES_4B6B = b"\x0e\x0d\x13\x16\x15\x23\x26\x25\x19\x1a\x1c\x31\x32\x29\x2a\x2c"
+from .lifi_phy_encode import (  # noqa: F401 (the API)
+    BLOCK_BYTES,
+    CODE_4B6B,
+    CODES_4B6B,
+    CRC_BYTES,
+    HEAD_CHIP_BYTES,
+    HEADER_BYTES,
+    LEVEL_MAX,
+    LEVEL_MIN,
+    MANCHESTER,
+    MAX_PAYLOAD,
+    PREAMBLE_CHIPS,
+    SFD,
+    SYNC,
+    VERSION,
+    chips_per_byte,
+    compensation_chips,
+    crc16,
+    dimming_ratio,
+    encode_bytes,
+    encode_frame,
+    encode_into,
+    frame_chips,
+    header,
+)
 
 
 def _tables():
-    manchester = bytearray(512)  # byte -> 2 chip bytes
     unmanchester = bytearray(b"\xff" * 256)  # chip byte -> nibble, 0xFF if not Manchester
-    code12 = bytearray(512)  # byte -> 12 chips, right-aligned in 2 bytes
     uncode6 = bytearray(b"\xff" * 64)  # 6 chips -> nibble, 0xFF if not a codeword
-    for b in range(256):
+    for b in range(16):
         v = 0
         for k in range(7, -1, -1):
             v = (v << 2) | (2 if (b >> k) & 1 else 1)
-        manchester[2 * b] = v >> 8
-        manchester[2 * b + 1] = v & 0xFF
-        if b < 16:
-            unmanchester[v & 0xFF] = b
-            uncode6[CODES_4B6B[b]] = b
-        v = (CODES_4B6B[b >> 4] << 6) | CODES_4B6B[b & 15]
-        code12[2 * b] = v >> 8
-        code12[2 * b + 1] = v & 0xFF
-    return manchester, unmanchester, code12, uncode6
+        unmanchester[v & 0xFF] = b
+        uncode6[CODES_4B6B[b]] = b
+    return unmanchester, uncode6
 
 
-_MANCHESTER, _UNMANCHESTER, _CODE12, _UNCODE6 = _tables()
-
-
-def chips_per_byte(line_code):
-    if line_code == MANCHESTER:
-        return 16
-    if line_code == CODE_4B6B:
-        return 12
-    raise ValueError("unknown line code")
-
-
-def _coded_bytes(n, line_code):
-    # chip bytes of n line-coded bytes (4B6B pads an odd count with 4 chips)
-    return (n * chips_per_byte(line_code) + 7) // 8
-
-
-def dimming_ratio(level_pct):
-    # (num, den, fill): after every D balanced chip bytes, D * num // den compensation bytes of
-    # value fill are owed. num = 0 at 50%.
-    if not isinstance(level_pct, int) or not LEVEL_MIN <= level_pct <= LEVEL_MAX:
-        raise ValueError("level_pct must be an integer from 10 to 90")
-    if level_pct >= 50:
-        return 2 * level_pct - 100, 2 * (100 - level_pct), 0xFF
-    return 100 - 2 * level_pct, 2 * level_pct, 0
-
-
-def compensation_chips(level_pct, frame_chip_count):
-    # Compensation chips added to frame_chip_count balanced (50%) chips, a multiple of 8, so that
-    # the whole averages level_pct: frame_chips(n, c, level) = frame_chips(n, c) + this.
-    num, den, _ = dimming_ratio(level_pct)
-    return 8 * (frame_chip_count // 8 * num // den)
-
-
-def frame_chips(payload_len, line_code, level_pct=50):
-    # Chips of one frame, compensation included: its airtime is frame_chips / chip_rate_hz.
-    if not 0 <= payload_len <= MAX_PAYLOAD:
-        raise ValueError("payload longer than MAX_PAYLOAD")
-    full, rest = divmod(payload_len + CRC_BYTES, BLOCK_BYTES)
-    balanced = HEAD_CHIP_BYTES + full * _coded_bytes(BLOCK_BYTES, line_code)
-    balanced = 8 * (balanced + _coded_bytes(rest, line_code))
-    return balanced + compensation_chips(level_pct, balanced)
-
-
-def _code(out, pos, src, start, end, line_code):
-    # Writes the chips of src[start:end] at out[pos]; returns the position after them.
-    if line_code == MANCHESTER:
-        t = _MANCHESTER
-        for i in range(start, end):
-            b = src[i] << 1
-            out[pos] = t[b]
-            out[pos + 1] = t[b + 1]
-            pos += 2
-        return pos
-    t = _CODE12
-    for i in range(start, end - 1, 2):  # two bytes -> 24 chips -> 3 chip bytes
-        a = src[i] << 1
-        b = src[i + 1] << 1
-        out[pos] = t[a] << 4 | t[a + 1] >> 4
-        out[pos + 1] = (t[a + 1] & 15) << 4 | t[b]
-        out[pos + 2] = t[b + 1]
-        pos += 3
-    if (end - start) & 1:
-        a = src[end - 1] << 1
-        out[pos] = t[a] << 4 | t[a + 1] >> 4
-        out[pos + 1] = (t[a + 1] & 15) << 4 | _PAD
-        pos += 2
-    return pos
-
-
-def encode_bytes(data, line_code):
-    # The chips of data alone, line-coded (4B6B pads an odd count with 4 chips 1010).
-    out = bytearray(_coded_bytes(len(data), line_code))
-    _code(out, 0, data, 0, len(data), line_code)
-    return bytes(out)
-
-
-def _fill(out, pos, count, value):
-    for i in range(pos, pos + count):
-        out[i] = value
-    return pos + count
-
-
-def header(payload_len, line_code, level_pct=50):
-    # The 6 header bytes (before Manchester coding).
-    head = bytearray(HEADER_BYTES)
-    struct.pack_into(">BBH", head, 0, VERSION << 4 | line_code, level_pct, payload_len)
-    struct.pack_into(">H", head, 4, crc16(head, 4))
-    return head
-
-
-def crc16(data, n):
-    # CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF) of data[:n]; only the 4 header bytes use it.
-    crc = 0xFFFF
-    for i in range(n):
-        crc ^= data[i] << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) & 0xFFFF if crc & 0x8000 else (crc << 1) & 0xFFFF
-    return crc
+_UNMANCHESTER, _UNCODE6 = _tables()
 
 
 def parse_header(head):
@@ -180,46 +63,6 @@ def parse_header(head):
     if n > MAX_PAYLOAD:
         raise DecodeError("header: length")
     return line_code, level_pct, n
-
-
-def encode_into(out, payload, line_code, level_pct=50):
-    # Writes the chips of one frame into out (a bytearray of at least frame_chips() / 8 bytes,
-    # reusable from frame to frame: no allocation but a few bytes); returns the chip bytes used.
-    n = len(payload)
-    size = frame_chips(n, line_code, level_pct) // 8
-    if len(out) < size:
-        raise ValueError("out is too small")
-    num, den, fill = dimming_ratio(level_pct)
-    owed = HEAD_CHIP_BYTES * num // den
-    pos = _fill(out, 0, owed, fill)
-    pos = _fill(out, pos, PREAMBLE_CHIPS // 8, 0xAA)
-    out[pos] = SFD[0]
-    out[pos + 1] = SFD[1]
-    pos = _code(out, pos + 2, header(n, line_code, level_pct), 0, HEADER_BYTES, MANCHESTER)
-    # The CRC and the last partial block go through a small buffer, so blocks stay whole
-    whole = n - n % BLOCK_BYTES
-    tail = bytearray(n - whole + CRC_BYTES)
-    tail[: n - whole] = payload[whole:]
-    struct.pack_into(">I", tail, n - whole, crc32(payload))
-    if not num:
-        pos = _code(out, pos, payload, 0, whole, line_code)
-        return _code(out, pos, tail, 0, len(tail), line_code)
-    balanced = HEAD_CHIP_BYTES
-    for src, end in ((payload, whole), (tail, len(tail))):
-        for start in range(0, end, BLOCK_BYTES):
-            block = _code(out, pos, src, start, min(start + BLOCK_BYTES, end), line_code)
-            balanced += block - pos
-            due = balanced * num // den
-            pos = _fill(out, block, due - owed, fill)
-            owed = due
-    return pos
-
-
-def encode_frame(payload, line_code, level_pct=50):
-    # The chips of one frame, packed MSB-first, 1 = LED on.
-    out = bytearray(frame_chips(len(payload), line_code, level_pct) // 8)
-    encode_into(out, payload, line_code, level_pct)
-    return bytes(out)
 
 
 def _decode(chips, pos, n, line_code, out):

@@ -29,6 +29,9 @@ APPS = SOURCE_ROOT / "firmware" / "apps"
 # What each port needs from micropython-lib on a real board, by capability used.
 MIP_PACKAGES = {"rp2": {"ble": ["aioble"]}, "esp32": {"ble": ["aioble"]}}
 BOARD_KEYS = ("name", "port", "aliases", "power_ua")
+# Heap is what a board lacks, so the .mpy files carry no line numbers (a crash is logged as its
+# type and message) and name their source by module name, a qstr the board holds anyway.
+MPY_CROSS_OPTIONS = ("-X", "no-source-lines")
 RUNTIME = ("__init__.py", "board.py", "config_store.py", "console.py", "runtime.py")
 
 
@@ -92,7 +95,7 @@ def build(board_name: str, app: str, out: Path) -> dict:
         target = staging / "lib" / source.with_suffix(".mpy")
         target.parent.mkdir(parents=True, exist_ok=True)
         done = subprocess.run(
-            [compiler, "-o", str(target), str(SOURCE_ROOT / source)],
+            [compiler, *MPY_CROSS_OPTIONS, "-s", source.stem, "-o", target, SOURCE_ROOT / source],
             capture_output=True,
             text=True,
         )

@@ -119,7 +119,7 @@ class SimBoard:
         hal = self.world.host_sim_hal()
         env = dict(
             os.environ,
-            MICROPYPATH=f"{hal}:{self.firmware / 'lib'}:.frozen",
+            MICROPYPATH=f"{hal}:lib:.frozen",  # lib relative: module paths are qstrs in its heap
             LUCIOLE_BOARD_FILE=str(hal / "board.json"),
             LUCIOLE_SIM=json.dumps(instance),
         )

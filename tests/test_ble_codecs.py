@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from luciole.protocols.ble import adv, bthome
-from luciole.protocols.ble.bthome_objects import OBJECTS
+from luciole.protocols.ble.bthome import OBJECTS
 from luciole.protocols.errors import DecodeError
 
 KEY = bytes.fromhex("231d39c1d7cc1ab1aee224cd096db932")

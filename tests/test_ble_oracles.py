@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from test_ble_codecs import value_for
 
 from luciole.protocols.ble import adv, bthome, eddystone, ibeacon
-from luciole.protocols.ble.bthome_objects import OBJECTS
+from luciole.protocols.ble.bthome import OBJECTS
 from luciole.protocols.errors import DecodeError
 
 VECTORS = Path(__file__).parent / "vectors"

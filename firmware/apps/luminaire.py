@@ -10,7 +10,8 @@
 import os
 import struct
 
-from protocols import cbor, lifi_phy, link
+from protocols import cbor, link
+from protocols import lifi_phy_encode as lifi_phy  # the encoding half only: less heap
 
 try:
     from micropython import const

@@ -13,7 +13,7 @@ from .bthome_encode import cached_cipher as _cached_cipher
 from .bthome_encode import mac_bytes as _mac_bytes
 from .bthome_encode import new_cipher as _new_cipher
 from .bthome_encode import nonce as _nonce
-from .bthome_objects import OBJECTS, SIGNED
+from .bthome_objects import FORMATS, SIGNED, spec
 
 try:
     from micropython import const
@@ -35,6 +35,38 @@ _ENCRYPTION_OVERHEAD = const(8)  # counter + MIC
 # BTHome rides in legacy adverts: 31 bytes less the AD header and UUID. The cap also bounds the
 # work and memory one frame can cost.
 _MAX_LEN = const(27)
+
+
+# id: (name, unit). Units are SenML's (RFC 8428, RFC 8798) so the gateway passes them through.
+NAMES = {
+    0x00: ("packet_id", None),
+    0x01: ("battery", "%EL"),
+    0x02: ("temperature", "Cel"),
+    0x03: ("humidity", "%RH"),
+    0x04: ("pressure", "hPa"),
+    0x05: ("illuminance", "lx"),
+    0x09: ("count", None),
+    0x0C: ("voltage", "V"),
+    0x0F: ("generic", None),
+    0x12: ("co2", "ppm"),
+    0x15: ("battery_low", None),
+    0x1A: ("door", None),
+    0x21: ("motion", None),
+    0x23: ("occupancy", None),
+    0x25: ("presence", None),
+    0x2B: ("tamper", None),
+    0x2D: ("window", None),
+    0x2E: ("humidity", "%RH"),
+    0x3A: ("button", None),
+    0x3D: ("count", None),
+    0x3E: ("count", None),
+    0x40: ("distance", "mm"),
+    0x45: ("temperature", "Cel"),
+    0xF0: ("device_type_id", None),
+    0xF1: ("firmware_version", None),
+}
+# id: (name, unit, size in bytes, signed, scale), the decoder's view (scale: bthome_objects.spec)
+OBJECTS = {i: NAMES[i] + spec(i) for i in FORMATS}
 
 
 class DowngradeError(DecodeError):
