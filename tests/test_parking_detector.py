@@ -138,6 +138,17 @@ def test_a_weak_vehicle_is_detected():
     assert 600.0 <= arrived <= 606.0 and 2400.0 <= left <= 2406.0
 
 
+def test_a_weak_vehicle_resting_under_the_threshold_stays_detected():
+    # this weak car's manoeuvre over the sensor reads well above the threshold, then it comes to
+    # rest under it: coming to rest is not leaving (the detector used to say "vacant" 3 s after
+    # the arrival, and "occupied" again while the car left)
+    street = Street(1, seed=4, duration_s=3600, stays=[(0, 600.0, 2400.0, "weak")])
+    decisions = run(street_calibrated(street, 0), street, 0, 100.0, 3600.0)
+    assert [o for _, o in decisions] == [True, False]
+    (arrived, _), (left, _) = decisions
+    assert 600.0 <= arrived <= 606.0 and 2400.0 <= left <= 2406.0
+
+
 def test_a_neighbours_leakage_in_the_baseline_does_not_make_the_night_occupied():
     # the technician calibrates at 14:30 beside a parked van, which leaves at 18:00; the bay
     # then stays empty through the night while the sensor cools by up to 20 C. The van's

@@ -5,7 +5,7 @@
 # Score = |d|, d = sample - baseline (the empty bay's field, per axis), in uT. States and duty
 # cycle:
 #   vacant   --sample score >= trigger--> burst of fast samples --mean >= on--> occupied
-#   occupied --sample score < on--------> burst of fast samples --mean < off--> vacant
+#   occupied --sample below its level---> burst of fast samples --mean < off--> vacant
 # on > off is the hysteresis; judging a burst's mean (noise / 2 with 4 samples) means a noisy
 # sample costs a short burst, never a transition.
 # The baseline is wrong by whatever a neighbour's car added at calibration, plus temperature
@@ -30,6 +30,7 @@ CONFIRM_MS = const(300)  # between samples of a confirmation burst
 CONFIRM_SAMPLES = const(4)
 WINDOW = const(8)  # recent samples kept for calibration
 EXTRA_LOOKS = const(2)  # more bursts before a weak field with no manoeuvre becomes the baseline
+SETTLE_MS = const(10000)  # after an arrival, the car may still be coming to rest
 # Reporting policy, shared by the app and the bench that counts its radio use: every change is
 # advertised REPORT_REPEATS times (the packet id lets the gateway drop the copies), and the
 # current state every HEARTBEAT_S.
@@ -93,16 +94,20 @@ class Detector:
             return False
         bx, by, bz = self.baseline
         dx, dy, dz = x - bx, y - by, z - bz
+        if self.occupied and self._settle_ms > 0:
+            self._settle_ms -= dt_ms
         if self._burst:
             return self._confirm(dx, dy, dz)
         score = _size(dx, dy, dz)
         if self.occupied:
-            if score < self.on_ut or score < self._level - self.release_ut:
-                self._start_burst()
+            # below the parked car's settled level (its level while it still moves)
+            if score < (self._rest or self._level) - self.release_ut:
+                self._start_burst(self._peak)
             elif score > self._level + self.release_ut:
                 self._level = score  # still manoeuvring: not its resting level yet
             else:  # the parked car's own level, once it has settled
-                self._level = self._rest = (self._level + score) / 2
+                rest = self._rest or self._level  # a slow average: a low level is mostly noise
+                self._level = self._rest = rest + (score - rest) / 4
             return False
         if score >= self.trigger_ut:
             rejected = self._rejected
@@ -205,6 +210,7 @@ class Detector:
         self._recent = self.baseline
         self._looks = 0
         self._peak = 0.0
+        self._settle_ms = 0
         # no quiet sample seen since the baseline was set: a field found there is no manoeuvre's
         self._settled = False
 
@@ -227,15 +233,26 @@ class Detector:
         mean = (s[0] / CONFIRM_SAMPLES, s[1] / CONFIRM_SAMPLES, s[2] / CONFIRM_SAMPLES)
         score = _size(mean[0], mean[1], mean[2])
         if self.occupied:
-            # gone: below the off threshold and clearly below what the parked car showed, or
-            # most of its settled field gone (neighbours' leakage may hold the rest up)
-            gone = score < self.off_ut and score < self._level - self.release_ut
-            if not gone and score >= self.rest_ratio * self._rest:
+            bx, by, bz = self.baseline
+            rest = self._rest or self._level
+            if self._settle_ms > 0 and self._peak >= self.manoeuvre_ut:
+                # a car that just drove in over the sensor, coming to rest (a weak car may rest
+                # under the thresholds): gone only if the field is back where it was before
+                rx, ry, rz = self._recent
+                gone = _size(bx + mean[0] - rx, by + mean[1] - ry, bz + mean[2] - rz)
+                gone = gone < self.release_ut
+            else:
+                # gone: below the off threshold and clearly below the parked car's level, or
+                # most of its field gone, or half of it after a manoeuvre over the sensor
+                # (neighbours' leakage may hold the rest up)
+                gone = score < self.off_ut and score < rest - self.release_ut
+                gone = gone or score < self.rest_ratio * rest
+                gone = gone or (score < rest / 2 and self._level > rest + self.manoeuvre_ut)
+            if not gone:
                 self._level = self._rest = score  # still there: this is its level now
                 return False
             self.occupied = False
             self._rejected = mean  # a new arrival must move the field away from here
-            bx, by, bz = self.baseline
             if self._level - score >= self.on_ut:
                 # a clear departure: what is left is the empty bay (and the neighbours), so a
                 # field that stays here must not bring the car back
@@ -268,6 +285,7 @@ class Detector:
                 return False
             self.occupied = True
             self._level = score
+            self._settle_ms = SETTLE_MS
             self._rest = 0.0  # unknown while the car is still manoeuvring
             self._rejected = None
         self.changes += 1
