@@ -1,6 +1,7 @@
 """`luciole bench firmware` at a small scale: every app's board runs its steady loop, answers
-`info` over its console, and 20 boards are timed by their watchdog feeds. Heap and speed figures
-are reported, never asserted: the apps do not meet the 64k goal yet."""
+`info` over its console, and 20 boards are timed by their watchdog feeds. The beacon must run in
+the goal's 64k heap; the luminaire and the parking sensor do not yet (docs/firmware.md, Memory),
+so their figures are reported, not asserted, as are the speed figures."""
 
 import json
 import subprocess
@@ -38,6 +39,7 @@ def test_bench_firmware_reports_every_app_and_the_worlds_time_ratio():
         row = next(line for line in lines if line.split()[:1] == [app])
         assert f"{peak_kb:.1f}" in row.split()
     assert "runs in 64k" in done.stdout
+    assert result["runs_in_64k"]["beacon"], done.stdout
     assert result["boards"] == 20
     assert isinstance(result["sim_realtime_ratio"], float) and result["sim_realtime_ratio"] > 0
     assert isinstance(result["board_cpu_pct"], float)
