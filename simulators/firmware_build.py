@@ -12,6 +12,7 @@ needs from micropython-lib (installed with `mpremote mip`).
       lib/boards/hal_<port>.mpy
 """
 
+import ast
 import hashlib
 import json
 import re
@@ -29,10 +30,11 @@ APPS = SOURCE_ROOT / "firmware" / "apps"
 # What each port needs from micropython-lib on a real board, by capability used.
 MIP_PACKAGES = {"rp2": {"ble": ["aioble"]}, "esp32": {"ble": ["aioble"]}}
 BOARD_KEYS = ("name", "port", "aliases", "power_ua")
+RUNTIME_ALIASES = ("link_uart", "status_led")  # the console's port, the LED `identify` blinks
 # Heap is what a board lacks, so the .mpy files carry no line numbers (a crash is logged as its
 # type and message) and name their source by module name, a qstr the board holds anyway.
 MPY_CROSS_OPTIONS = ("-X", "no-source-lines")
-RUNTIME = ("__init__.py", "board.py", "config_store.py", "console.py", "runtime.py")
+RUNTIME = ("board.py", "config_store.py", "console.py", "runtime.py")
 
 
 def boards() -> list[str]:
@@ -59,11 +61,26 @@ def mpy_cross() -> str:
     return found
 
 
+def requires(app: str) -> tuple:
+    """The board aliases an app needs: its REQUIRES (read from the source, which CPython cannot
+    import: it is written for the board's module paths)."""
+    tree = ast.parse((APPS / f"{app}.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == [
+            "REQUIRES"
+        ]:
+            return tuple(ast.literal_eval(node.value))
+    return ()
+
+
 def sources(board: dict, app: str) -> list[Path]:
     """Every source file the app needs on this board, relative to SOURCE_ROOT."""
-    files = [p.relative_to(SOURCE_ROOT) for p in (SOURCE_ROOT / "protocols").rglob("*.py")]
+    # Packages go without their __init__ (empty or comments only): MicroPython imports a folder
+    # as a package, and each module would cost the board a module object and three qstrs.
+    files = [p.relative_to(SOURCE_ROOT) for p in (SOURCE_ROOT / "protocols").rglob("*.py")
+             if p.name != "__init__.py"]  # fmt: skip
     files += [Path("firmware", name) for name in RUNTIME]
-    files += [Path("firmware/apps/__init__.py"), Path("firmware/apps", f"{app}.py")]
+    files += [Path("firmware/apps", f"{app}.py")]
     # an app's helpers are the app modules it imports from its own folder
     text = (APPS / f"{app}.py").read_text()
     files += [
@@ -72,7 +89,7 @@ def sources(board: dict, app: str) -> list[Path]:
         if p.stem not in (app, "__init__") and f"firmware.apps.{p.stem}" in text
     ]
     hal = Path("boards", f"hal_{board['port']}.py")
-    files += [Path("boards/__init__.py"), hal]
+    files += [hal]
     hal_text = (SOURCE_ROOT / hal).read_text()
     files += [p.relative_to(SOURCE_ROOT) for p in BOARDS.glob("*.py")
               if re.search(rf"\bimport {p.stem}\b|\bboards\.{p.stem}\b", hal_text)]  # fmt: skip
@@ -88,6 +105,9 @@ def build(board_name: str, app: str, out: Path) -> dict:
         raise UsageError(f"unknown app {app!r}; apps: {', '.join(apps())}")
     if board["port"] == "linux":
         raise UsageError(f"{board_name} runs the gateway, not firmware")
+    missing = [alias for alias in requires(app) if alias not in board["aliases"]]
+    if missing:
+        raise UsageError(f"{app} needs {', '.join(missing)}, which {board_name} lacks")
     compiler = mpy_cross()
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -103,8 +123,11 @@ def build(board_name: str, app: str, out: Path) -> dict:
             shutil.rmtree(staging, ignore_errors=True)
             last = done.stderr.strip().splitlines()[-1:] or ["no output"]
             raise UsageError(f"{source}: mpy-cross failed: {last[0]}")
-    # what the firmware reads: every byte of it is parsed into the board's heap at boot
+    # what the firmware reads: every byte of it is parsed into the board's heap at boot, so the
+    # aliases are those the app and the runtime use
     on_board = {key: board[key] for key in BOARD_KEYS if key in board}
+    used = RUNTIME_ALIASES + requires(app)
+    on_board["aliases"] = {k: v for k, v in board["aliases"].items() if k in used}
     (staging / "board.json").write_text(json.dumps(on_board, separators=(",", ":")))
     (staging / "main.py").write_text(f'from firmware import runtime\nruntime.start("{app}")\n')
     capabilities = MIP_PACKAGES.get(board["port"], {})

@@ -115,12 +115,13 @@ class SimBoard:
             "mac": self.spec.mac,
             "battery_mv": self.spec.battery_mv,
         }
-        # host_sim's HAL comes first on the path: a build for a real board runs unchanged
+        # host_sim's HAL comes first on the path, and host_sim's definition (as built for this
+        # app) replaces the build's: a build for a real board runs unchanged
         hal = self.world.host_sim_hal()
         env = dict(
             os.environ,
             MICROPYPATH=f"{hal}:lib:.frozen",  # lib relative: module paths are qstrs in its heap
-            LUCIOLE_BOARD_FILE=str(hal / "board.json"),
+            LUCIOLE_BOARD_FILE=str(self.world.firmware_for(self.spec.app) / "board.json"),
             LUCIOLE_SIM=json.dumps(instance),
         )
         with open(self.log_path, "ab") as log:
@@ -234,12 +235,11 @@ class World:
         return folder
 
     def host_sim_hal(self) -> Path:
-        """A folder with host_sim's board.json and HAL package only (from any host_sim build)."""
+        """A folder with host_sim's HAL package only (from any host_sim build)."""
         folder = self.workdir / "firmware" / "host_sim_hal"
-        if not (folder / "board.json").exists():
+        if not (folder / "boards").exists():
             built = self.firmware_for("beacon")
             shutil.copytree(built / "lib" / "boards", folder / "boards")
-            shutil.copy(built / "board.json", folder / "board.json")
         return folder
 
     def add(self, spec: BoardSpec, firmware: Path | None = None) -> SimBoard:

@@ -87,6 +87,30 @@ async def test_a_build_for_the_pico_runs_on_host_sim_unchanged(tmp_path):
     assert before == {p: p.read_bytes() for p in build.rglob("*") if p.is_file()}
 
 
+def test_a_build_carries_the_aliases_its_app_uses_and_refuses_a_board_without_them(tmp_path):
+    build = tmp_path / "pico-luminaire"
+    done = subprocess.run(
+        [str(LUCIOLE), "firmware", "build", "--board", "rpi_pico_w", "--app", "luminaire",
+         "--out", str(build)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    on_board = json.loads((build / "board.json").read_text())
+    assert sorted(on_board["aliases"]) == ["lifi_tx", "link_uart", "status_led"]
+    # the ESP32-C3 has no Li-Fi output: the technician hears it at build time, not from the board
+    done = subprocess.run(
+        [str(LUCIOLE), "firmware", "build", "--board", "esp32_c3", "--app", "luminaire",
+         "--out", str(tmp_path / "c3-luminaire")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == [
+        "luciole firmware: luminaire needs lifi_tx, which esp32_c3 lacks"
+    ]
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "c3-luminaire").exists()
+
+
 async def test_the_watchdog_resets_a_board_that_stops(tmp_path):
     async with World(tmp_path, speed=10) as world:
         board = world.add(BoardSpec("bcn-stuck", "beacon"))
