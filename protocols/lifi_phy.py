@@ -9,6 +9,7 @@ from .lifi_phy_encode import (  # noqa: F401 (the API)
     BLOCK_BYTES,
     CODE_4B6B,
     CODES_4B6B,
+    CODES_MANCHESTER,
     CRC_BYTES,
     HEAD_CHIP_BYTES,
     HEADER_BYTES,
@@ -35,12 +36,9 @@ from .lifi_phy_encode import (  # noqa: F401 (the API)
 def _tables():
     unmanchester = bytearray(b"\xff" * 256)  # chip byte -> nibble, 0xFF if not Manchester
     uncode6 = bytearray(b"\xff" * 64)  # 6 chips -> nibble, 0xFF if not a codeword
-    for b in range(16):
-        v = 0
-        for k in range(7, -1, -1):
-            v = (v << 2) | (2 if (b >> k) & 1 else 1)
-        unmanchester[v & 0xFF] = b
-        uncode6[CODES_4B6B[b]] = b
+    for nibble in range(16):
+        unmanchester[CODES_MANCHESTER[nibble]] = nibble
+        uncode6[CODES_4B6B[nibble]] = nibble
     return unmanchester, uncode6
 
 

@@ -39,26 +39,11 @@ BLOCK_BYTES = const(4)  # payload bytes between two runs of compensation
 CRC_BYTES = const(4)
 
 _PAD = const(0xA)  # 4B6B: the 4 chips closing an odd byte count, balanced
-# the 6 chips of each nibble 0..15, low bits of each byte
+# Line codes by nibble (16 bytes each, not 512-byte tables by byte: a board's heap is small).
+# The 8 chips of each nibble 0..15 in Manchester (bit 1 -> 10, bit 0 -> 01)
+CODES_MANCHESTER = b"\x55\x56\x59\x5a\x65\x66\x69\x6a\x95\x96\x99\x9a\xa5\xa6\xa9\xaa"
+# the 6 chips of each nibble 0..15 in 4B6B, low bits of each byte
 CODES_4B6B = b"\x0e\x0d\x13\x16\x15\x23\x26\x25\x19\x1a\x1c\x31\x32\x29\x2a\x2c"
-
-
-def _tables():
-    manchester = bytearray(512)  # byte -> 2 chip bytes
-    code12 = bytearray(512)  # byte -> 12 chips, right-aligned in 2 bytes
-    for b in range(256):
-        v = 0
-        for k in range(7, -1, -1):
-            v = (v << 2) | (2 if (b >> k) & 1 else 1)
-        manchester[2 * b] = v >> 8
-        manchester[2 * b + 1] = v & 0xFF
-        v = (CODES_4B6B[b >> 4] << 6) | CODES_4B6B[b & 15]
-        code12[2 * b] = v >> 8
-        code12[2 * b + 1] = v & 0xFF
-    return manchester, code12
-
-
-_MANCHESTER, _CODE12 = _tables()
 
 
 def chips_per_byte(line_code):
@@ -104,25 +89,27 @@ def frame_chips(payload_len, line_code, level_pct=50):
 def _code(out, pos, src, start, end, line_code):
     # Writes the chips of src[start:end] at out[pos]; returns the position after them.
     if line_code == MANCHESTER:
-        t = _MANCHESTER
+        t = CODES_MANCHESTER
         for i in range(start, end):
-            b = src[i] << 1
-            out[pos] = t[b]
-            out[pos + 1] = t[b + 1]
+            b = src[i]
+            out[pos] = t[b >> 4]
+            out[pos + 1] = t[b & 15]
             pos += 2
         return pos
-    t = _CODE12
+    t = CODES_4B6B
     for i in range(start, end - 1, 2):  # two bytes -> 24 chips -> 3 chip bytes
-        a = src[i] << 1
-        b = src[i + 1] << 1
-        out[pos] = t[a] << 4 | t[a + 1] >> 4
-        out[pos + 1] = (t[a + 1] & 15) << 4 | t[b]
-        out[pos + 2] = t[b + 1]
+        a = src[i]
+        b = src[i + 1]
+        v = t[a >> 4] << 18 | t[a & 15] << 12 | t[b >> 4] << 6 | t[b & 15]
+        out[pos] = v >> 16
+        out[pos + 1] = (v >> 8) & 0xFF
+        out[pos + 2] = v & 0xFF
         pos += 3
-    if (end - start) & 1:
-        a = src[end - 1] << 1
-        out[pos] = t[a] << 4 | t[a + 1] >> 4
-        out[pos + 1] = (t[a + 1] & 15) << 4 | _PAD
+    if (end - start) & 1:  # 12 chips, then 4 chips of padding
+        a = src[end - 1]
+        v = t[a >> 4] << 10 | t[a & 15] << 4 | _PAD
+        out[pos] = v >> 8
+        out[pos + 1] = v & 0xFF
         pos += 2
     return pos
 
