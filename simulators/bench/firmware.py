@@ -3,10 +3,11 @@ time.
 
 Part 1, heap: one sim board per app (every module of firmware/apps with a `main`) runs its steady
 loop for 10 simulated minutes at 30x in a world with the boards' heap (simulators/world.py
-FIRMWARE_HEAP), then answers `info` over its serial console: peak live heap (sampled by the runtime
-after a gc.collect every 2 simulated seconds) and boots (1: no crash, no watchdog reset). A twin
-board runs the same app under the goal's `-X heapsize=64k` in a second world, to say whether the
-app fits there yet, and if not why (from its log).
+FIRMWARE_HEAP); a luminaire's steady loop sends light, so it first gets a carousel over its
+console, as the gateway gives it. Then the board answers `info`: peak live heap (sampled by the
+runtime after a gc.collect every 2 simulated seconds) and boots (1: no crash, no watchdog reset).
+A twin board runs the same app under the goal's `-X heapsize=64k` in a second world, to say
+whether the app fits there yet, and if not why (from its log).
 
 Part 2, time: 20 sim boards (the apps in turn) at speed 1. The runtime feeds its watchdog every
 2,000 simulated ms by the board's own timers; a board that cannot keep up feeds late. The ratio of
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import serial
 
-from luciole.protocols import cbor, link
+from luciole.protocols import cbor, lifi_phy, link
 
 from ..firmware_build import APPS, apps
 from ..world import FIRMWARE_HEAP, BoardSpec, World
@@ -36,6 +37,8 @@ GOAL_HEAP = "64k"
 GOAL_PEAK_KB = 48
 STEADY_S = 600  # simulated seconds of steady loop per app
 HEAP_SPEED = 30
+CONTENT_FRAMES = 8  # a luminaire's carousel in part 1
+CONTENT_CHIP_RATE_HZ = 1_000_000
 LOAD_BOARDS = 20
 LOAD_WALL_S = 30
 MIN_LOAD_WALL_S = 6  # three feeds: fewer would time nothing
@@ -54,25 +57,71 @@ def app_names() -> list[str]:
     return [app for app in apps() if pattern.search((APPS / f"{app}.py").read_text())]
 
 
-def info(tty_path: Path, timeout_s=10.0) -> dict:
-    """The board's answer to `info`, as a technician's tool asks it over the serial console."""
-    ours = link.Link(retry_ms=300, max_retries=10)
-    with serial.Serial(str(tty_path), timeout=0.1) as port:
+class ConsoleClient:
+    """A technician's tool on a board's serial console: commands and app frames, over the link."""
+
+    def __init__(self, port: serial.Serial):
+        self.port = port
+        self.link = link.Link(retry_ms=300, max_retries=10)
+        self.next_id = 1
         # HELLO first: it clears what the board remembers of an earlier session's seqs
-        port.write(ours.send(link.HELLO, cbor.dumps({"id": "bench"}), _now_ms(), reliable=False))
-        port.write(ours.send(link.COMMAND, cbor.dumps({"id": 1, "cmd": "info"}), _now_ms()))
+        self._write(self.link.send(link.HELLO, cbor.dumps({"id": "bench"}), _now_ms(), False))
+
+    def _write(self, data):
+        self.port.write(data)
+
+    def _turn(self) -> list:
+        events = self.link.receive(self.port.read(4096), _now_ms()) + self.link.poll(_now_ms())
+        self._write(self.link.pending_output())  # our ACKs and retransmissions
+        return events
+
+    def send(self, frame_type: int, body: bytes, timeout_s=10.0):
+        deadline = time.monotonic() + timeout_s
+        while not self.link.can_send():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.port.name}: the link's window stayed full")
+            self._turn()
+        self._write(self.link.send(frame_type, body, _now_ms()))
+
+    def ask(self, command: str, args=None, timeout_s=10.0):
+        """The command's result; RuntimeError when the board refuses it."""
+        request_id = self.next_id
+        self.next_id += 1
+        request = {"id": request_id, "cmd": command}
+        if args is not None:
+            request["args"] = args
+        self.send(link.COMMAND, cbor.dumps(request), timeout_s)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            events = ours.receive(port.read(4096), _now_ms()) + ours.poll(_now_ms())
-            port.write(ours.pending_output())  # our ACKs and retransmissions
-            for event in events:
+            for event in self._turn():
                 if isinstance(event, link.Frame) and event.type == link.RESPONSE:
                     reply = cbor.loads(event.body)
-                    if reply.get("id") == 1:
+                    if reply.get("id") == request_id:
                         if not reply.get("ok"):
-                            raise RuntimeError(f"{tty_path.name}: info failed: {reply}")
+                            raise RuntimeError(f"{self.port.name}: {command} failed: {reply}")
                         return reply["result"]
-    raise TimeoutError(f"{tty_path.name}: no answer to info in {timeout_s:g} s")
+        raise TimeoutError(f"{self.port.name}: no answer to {command} in {timeout_s:g} s")
+
+
+def info(tty_path: Path, timeout_s=10.0) -> dict:
+    """The board's answer to `info`, as a technician's tool asks it over the serial console."""
+    with serial.Serial(str(tty_path), timeout=0.1) as port:
+        return ConsoleClient(port).ask("info", timeout_s=timeout_s)
+
+
+def put_on_air(tty_path: Path, timeout_s=30.0):
+    """Gives a luminaire a carousel to send, as the gateway does: its steady loop is sending
+    light, with a frame's chips in its heap (CONTENT_FRAMES frames of 1,000 bytes, Manchester,
+    not dimmed)."""
+    with serial.Serial(str(tty_path), timeout=0.1) as port:
+        console = ConsoleClient(port)
+        begin = {"version": 1, "frames": CONTENT_FRAMES, "chip_rate_hz": CONTENT_CHIP_RATE_HZ,
+                 "line_code": "manchester"}  # fmt: skip
+        console.ask("lifi-begin", begin, timeout_s)
+        for index in range(CONTENT_FRAMES):
+            payload = bytes((index + i) & 0xFF for i in range(lifi_phy.MAX_PAYLOAD))
+            console.send(link.LIFI, cbor.dumps([1, index, payload]), timeout_s)
+        console.ask("lifi-commit", {"version": 1}, timeout_s)
 
 
 def _now_ms():
@@ -156,9 +205,16 @@ async def _heap_part(workdir: Path, names, steady_s):
             boards[app] = world.add(BoardSpec(f"heap-{app}", app))
             firmware = world.firmware_for(app)
             twins[app] = goal_world.add(BoardSpec(f"goal-{app}", app), firmware)
+        failed = {}
+        if "luminaire" in names:  # a luminaire's steady loop sends light
+            await _fed([boards["luminaire"], twins["luminaire"]], BOOT_TIMEOUT_S, feeds=1)
+            await asyncio.to_thread(put_on_air, boards["luminaire"].tty_path)
+            try:
+                await asyncio.to_thread(put_on_air, twins["luminaire"].tty_path)
+            except (RuntimeError, TimeoutError) as e:
+                failed["luminaire"] = failure(twins["luminaire"]) or f"content refused ({e})"
         progress(f"{len(names)} app(s) for {steady_s:g} simulated s at {HEAP_SPEED}x, "
                  f"heap {FIRMWARE_HEAP} and {GOAL_HEAP}")  # fmt: skip
-        failed = {}
         end_s = world.now_s() + steady_s
         while world.now_s() < end_s:
             # a twin that restarted has said what it had to: stop its crash loop
