@@ -35,6 +35,9 @@ class SerialPort:
         self.name = "serial:" + config.port
         self.writer = None
         self.link: link.Link | None = None
+        # the session's wait for bytes; send() brings its deadline forward to a new frame's
+        # first retransmission, which is due even if the device never speaks
+        self._read_timeout: asyncio.Timeout | None = None
 
     async def run(self):
         metrics = self.gateway.metrics
@@ -72,16 +75,18 @@ class SerialPort:
         self.writer.write(self.link.send(link.HELLO, greeting, now_ms(), reliable=False))
         port = self.config.port
         frames = self.gateway.metrics.link_frames.labels(port)
+        loop = asyncio.get_running_loop()
         while True:
             # wake for retransmissions of our own reliable frames (commands) when any are out
             wait_ms = self.link.poll_in_ms(now_ms())
-            if wait_ms is None:
-                data = await reader.read(READ_BYTES)
-            else:
-                try:
-                    data = await asyncio.wait_for(reader.read(READ_BYTES), wait_ms / 1000)
-                except TimeoutError:
-                    data = None
+            try:
+                deadline = None if wait_ms is None else loop.time() + wait_ms / 1000
+                async with asyncio.timeout_at(deadline) as self._read_timeout:
+                    data = await reader.read(READ_BYTES)
+            except TimeoutError:
+                data = None
+            finally:
+                self._read_timeout = None
             if data == b"":
                 raise ConnectionError("end of file")
             events = self.link.receive(data, now_ms()) if data else []
@@ -132,4 +137,9 @@ class SerialPort:
         if self.writer is None or not self.link.can_send():
             return False
         self.writer.write(self.link.send(frame_type, body, now_ms(), reliable=reliable))
+        waiting = self._read_timeout
+        if reliable and waiting is not None:
+            due = asyncio.get_running_loop().time() + self.link.poll_in_ms(now_ms()) / 1000
+            if waiting.when() is None or due < waiting.when():
+                waiting.reschedule(due)
         return True

@@ -58,6 +58,9 @@ class SerialDevice:
             data = os.read(self._master, 65536)
         except OSError:  # the gateway closed its side; it reopens later
             return
+        self._handle(data)
+
+    def _handle(self, data: bytes):
         for event in self._link.receive(data, now_ms()):
             if isinstance(event, tuple):
                 self._settled(event)

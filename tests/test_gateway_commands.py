@@ -2,10 +2,12 @@
 
 import asyncio
 import json
+import os
 
 import pytest
 from harness import GatewayProcess, gateway_config, operator
 
+from luciole.protocols import link
 from luciole.simulators.serial_device import SerialDevice
 
 CMD = "luciole/v1/issy/cmd"
@@ -67,6 +69,40 @@ async def test_an_offline_device_gets_its_command_when_back_or_it_expires(tmp_pa
             device.replug()
             await device.send_readings(1, first_seq=1)  # it speaks again: it is back online
             assert await asyncio.wait_for(waiting, 10) == {"ok": True, "result": {"n": 7}}
+    finally:
+        gw.stop()
+        device.unplug()
+
+
+class LossyDevice(SerialDevice):
+    """A device whose line eats the next chunk holding a COMMAND: no ACK goes back, and the
+    device says nothing more until a copy gets through."""
+
+    lose_a_command = False
+
+    def _readable(self):
+        if self.lose_a_command:
+            data = os.read(self._master, 65536)
+            frames = link.FrameDecoder().feed(data)
+            if any(isinstance(f, link.Frame) and f.type == link.COMMAND for f in frames):
+                self.lose_a_command = False
+                return
+            self._handle(data)
+            return
+        super()._readable()
+
+
+async def test_a_lost_command_to_a_silent_device_is_sent_again(tmp_path, broker):
+    device = LossyDevice("lum-1", tmp_path / "ttyLUC0")
+    gw = GatewayProcess(gateway_config(tmp_path, broker, [device.path]), tmp_path / "gw.log")
+    try:
+        await started(gw, device)
+        device.lose_a_command = True  # and the device stays silent: it has nothing to report
+        async with operator(broker) as ask:
+            answer = await ask("lum-1", "echo", b'{"args": {"n": 1}}', timeout_s=5)
+        assert answer == {"ok": True, "result": {"n": 1}}
+        assert not device.lose_a_command  # the first copy was lost
+        assert [c["args"] for c in device.commands_received] == [{"n": 1}]
     finally:
         gw.stop()
         device.unplug()
