@@ -14,9 +14,9 @@
   sensor publish the same seq, so consumers de-duplicate across gateways), and for plaintext
   frames a per-device counter kept here, seeded from the wall clock in milliseconds when the
   device is first heard in this run so that it keeps growing across gateway restarts. A downgrade
-  (plaintext from a device that has a key) or a frame that does not verify is counted as
-  "rejected", logged naming the device, and not trusted: not published, the device not marked
-  heard.
+  (plaintext from a device that has a key), a replay (an encryption counter that does not grow)
+  or a frame that does not verify is counted as "rejected", logged naming the device, and not
+  trusted: not published, the device not marked heard.
 - Beacons (iBeacon, Eddystone UID/URL/TLM from a MAC known as a "beacon"): frames are merged
   into one health record published retained on `museum/beacons/{id}`, at most once per beacon
   every BEACON_EVERY_S.

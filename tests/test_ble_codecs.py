@@ -199,6 +199,22 @@ def test_receiver_drops_repeats_of_the_last_packet_id():
     assert receiver.accept(MAC, occupancy(True, 1, counter=13))["packet_id"] == 1  # not the last
 
 
+def test_receiver_refuses_a_replayed_advert():
+    receiver = bthome.Receiver({MAC: KEY, OTHER_MAC: KEY})
+    old = occupancy(True, 1, counter=10)  # recorded by someone in the street
+    assert receiver.accept(MAC, old)["counter"] == 10
+    assert receiver.accept(MAC, occupancy(False, 2, counter=11))["counter"] == 11
+    with pytest.raises(bthome.ReplayError, match="counter 10 is not above 11"):
+        receiver.accept(MAC, old)  # would put the car back in the bay
+    with pytest.raises(bthome.ReplayError):
+        receiver.accept(MAC, occupancy(True, 3, counter=11))  # the same counter, other objects
+    assert issubclass(bthome.ReplayError, DecodeError)
+    # each device has its own count; a new key starts a new one
+    assert receiver.accept(OTHER_MAC, occupancy(True, 1, counter=3, mac=OTHER_MAC)) is not None
+    receiver.set_key(MAC, KEY)
+    assert receiver.accept(MAC, occupancy(True, 1, counter=1))["counter"] == 1
+
+
 def test_receiver_keeps_devices_apart():
     receiver = bthome.Receiver()
     assert receiver.accept(MAC, occupancy(True, 5)) is not None

@@ -143,6 +143,24 @@ async def test_downgrade_and_wrong_key_are_rejected_and_counted(tmp_path, broker
         assert f"{id3} ({mac3}): advert rejected, not trusted: BTHome MIC mismatch" in log
 
 
+async def test_a_replayed_advert_is_rejected_not_published(tmp_path, broker, bluez):
+    device_id, mac = SENSOR
+    with gateway(tmp_path, broker, [(device_id, "parking-sensor", mac, KEY)]) as (gw, port):
+        async with Subscriber(broker, f"{PREFIX}/devices/+/telemetry").running() as city:
+            await scanning(bluez, gw)
+            arrived = sensor_frame(mac, 1, True, 40)  # someone in the street records this one
+            assert bluez.advertise(mac, service_data=arrived)
+            assert bluez.advertise(mac, service_data=sensor_frame(mac, 2, False, 41))  # it left
+            await wait_until(lambda: len(readings(city.messages, device_id)) == 2, 10, "readings")
+            assert bluez.advertise(mac, service_data=arrived)  # and plays it back
+            await metric_reaches(port, adverts("rejected"), 1, 10)
+            await asyncio.sleep(0.5)
+            assert [seq for seq, _ in readings(city.messages, device_id)] == [40, 41]
+        assert f"{device_id} ({mac}): advert rejected, not trusted: counter 40 is not above 41" in (
+            gw.log()
+        )
+
+
 async def test_unknown_devices_are_counted_not_published(tmp_path, broker):
     # BlueZ without the advertisement monitor API: the gateway falls back to active scanning
     device_id, mac = SENSOR

@@ -81,14 +81,21 @@ def decode(service_data, mac=None, key=None):
     return _decode(bytes(service_data), mac, None if key is None else _cached_cipher(key))
 
 
+class ReplayError(DecodeError):
+    """An encrypted frame whose counter is not above the last one accepted from its device."""
+
+
 class Receiver:
     """The gateway's view of many devices: per-MAC keys, refusal of plaintext from a device that
-    has a key (a downgrade), and duplicate suppression: a frame with the packet id of the last one
-    accepted from its MAC is a repeat. Plaintext frames without a packet id are all new."""
+    has a key (a downgrade), refusal of an encrypted frame whose counter does not grow (a replay:
+    a device's counter grows with every frame, across its reboots), and duplicate suppression: a
+    frame with the packet id of the last one accepted from its MAC is a repeat. Plaintext frames
+    without a packet id are all new."""
 
     def __init__(self, keys=None):
         self._ciphers = {}  # MAC bytes -> cipher
         self._last = {}  # MAC bytes -> (service data, packet id) of the last accepted frame
+        self._counters = {}  # MAC bytes -> the highest encryption counter accepted
         for mac, key in (keys or {}).items():
             self.set_key(mac, key)
 
@@ -100,6 +107,7 @@ class Receiver:
         else:
             self._ciphers[mac] = _new_cipher(key)
         self._last.pop(mac, None)
+        self._counters.pop(mac, None)  # a new key starts a new count
 
     def accept(self, mac, service_data):
         """The decoded frame, or None when it repeats the last accepted packet of that device."""
@@ -109,6 +117,12 @@ class Receiver:
         if last is not None and last[0] == data and (last[1] is not None or data[0] & _ENCRYPTED):
             return None  # the same advert again (same packet id or counter): no need to decrypt
         decoded = _decode(data, mac, self._ciphers.get(mac))
+        counter = decoded["counter"]
+        if counter is not None:
+            highest = self._counters.get(mac)
+            if highest is not None and counter <= highest:
+                raise ReplayError(f"counter {counter} is not above {highest}: a replayed advert")
+            self._counters[mac] = counter
         packet_id = decoded["packet_id"]
         if packet_id is not None and last is not None and last[1] == packet_id:
             return None
