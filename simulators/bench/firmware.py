@@ -211,7 +211,7 @@ async def _heap_part(workdir: Path, names, steady_s):
             await asyncio.to_thread(put_on_air, boards["luminaire"].tty_path)
             try:
                 await asyncio.to_thread(put_on_air, twins["luminaire"].tty_path)
-            except (RuntimeError, TimeoutError) as e:
+            except (RuntimeError, TimeoutError, serial.SerialException) as e:
                 failed["luminaire"] = failure(twins["luminaire"]) or f"content refused ({e})"
         progress(f"{len(names)} app(s) for {steady_s:g} simulated s at {HEAP_SPEED}x, "
                  f"heap {FIRMWARE_HEAP} and {GOAL_HEAP}")  # fmt: skip
