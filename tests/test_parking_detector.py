@@ -149,6 +149,18 @@ def test_a_weak_vehicle_resting_under_the_threshold_stays_detected():
     assert 600.0 <= arrived <= 606.0 and 2400.0 <= left <= 2406.0
 
 
+def test_a_car_leaving_over_the_sensor_is_not_seen_coming_back():
+    # the departing car passes its axles over the sensor and the field swings for a few seconds
+    # before it rests; judged mid-swing, the detector used to say "vacant", then "occupied"
+    # again on the next swing, and kept it (the van next door leaves later)
+    street = Street(
+        2, seed=33, duration_s=3600, stays=[(0, 600.0, 2400.0, "car"), (1, 0.0, 3000.0, "van")]
+    )
+    decisions = run(street_calibrated(street, 0, at_s=3100.0), street, 0, 100.0, 3600.0)
+    assert [o for _, o in decisions] == [True, False]
+    assert 2400.0 <= decisions[1][0] <= 2406.0
+
+
 def test_a_neighbours_leakage_in_the_baseline_does_not_make_the_night_occupied():
     # the technician calibrates at 14:30 beside a parked van, which leaves at 18:00; the bay
     # then stays empty through the night while the sensor cools by up to 20 C. The van's

@@ -14,7 +14,8 @@
 # becomes the baseline at once when it crept there (within step_ut of the recent field) or when
 # no vehicle's manoeuvre brought it. A car driving over the sensor passes its engine and axles
 # close above it: the field peaks well above its resting level (manoeuvre_ut and up), where a
-# neighbour's car, seen from the side, changes it smoothly by a few uT.
+# neighbour's car, seen from the side, changes it smoothly by a few uT. A departure is judged
+# once the field rests again, against the car's own field (vector), not only its size.
 import math
 
 try:
@@ -100,15 +101,21 @@ class Detector:
             return self._confirm(dx, dy, dz)
         score = _size(dx, dy, dz)
         if self.occupied:
-            # below the parked car's settled level (its level while it still moves)
-            if score < (self._rest or self._level) - self.release_ut:
+            # the parked car's settled level (its level while it still moves)
+            rest = self._rest or self._level
+            cx, cy, cz = self._car
+            # below that level, or away from the car's field (a departure may keep its size)
+            if score < rest - self.release_ut or _size(dx - cx, dy - cy, dz - cz) > self.on_ut:
                 self._start_burst(self._peak)
-            elif score > self._level + self.release_ut:
-                self._level = score  # still manoeuvring: not its resting level yet
-            else:  # the parked car's own level, once it has settled
-                rest = self._rest or self._level  # a slow average: a low level is mostly noise
+            elif score > rest + self.release_ut:
+                self._level = max(self._level, score)  # manoeuvring: not its resting level
+            else:  # its own level: a slow average, as a low level is mostly noise
                 self._level = self._rest = rest + (score - rest) / 4
             return False
+        rx, ry, rz = self._recent  # the field of the last minutes while vacant, whatever it scores
+        a = dt_ms / 1000 / self.recent_tau_s
+        a = 1.0 if a > 1.0 else a
+        self._recent = (rx + a * (x - rx), ry + a * (y - ry), rz + a * (z - rz))
         if score >= self.trigger_ut:
             rejected = self._rejected
             # the same standing field that a burst already turned down: not worth another
@@ -120,16 +127,11 @@ class Detector:
                 self._start_burst(score)
             return False
         self._rejected = None
-        self._settled = True
-        rx, ry, rz = self._recent
         # settled (close to the recent field): the empty bay's field, whatever its level
         if _size(x - rx, y - ry, z - rz) < self.step_ut:
             a = dt_ms / 1000 / self.track_tau_s
             a = 1.0 if a > 1.0 else a
             self.baseline = (bx + a * dx, by + a * dy, bz + a * dz)
-        a = dt_ms / 1000 / self.recent_tau_s
-        a = 1.0 if a > 1.0 else a
-        self._recent = (rx + a * (x - rx), ry + a * (y - ry), rz + a * (z - rz))
         return False
 
     def next_ms(self):
@@ -204,6 +206,7 @@ class Detector:
         self.baseline = None if baseline is None else tuple(float(v) for v in baseline)
         self.occupied = False
         self._level = self._rest = 0.0
+        self._car = None  # the parked car's field (deviation) at its last burst
         self._rejected = None
         self._burst = 0
         self._sum = [0.0, 0.0, 0.0]
@@ -211,8 +214,6 @@ class Detector:
         self._looks = 0
         self._peak = 0.0
         self._settle_ms = 0
-        # no quiet sample seen since the baseline was set: a field found there is no manoeuvre's
-        self._settled = False
 
     def _start_burst(self, peak=0.0):
         self._burst = CONFIRM_SAMPLES
@@ -227,10 +228,16 @@ class Detector:
         score = _size(dx, dy, dz)
         if score > self._peak:
             self._peak = score
+        if self.occupied and score > self._level:
+            self._level = score  # a manoeuvre over the sensor
         self._burst -= 1
         if self._burst:
             return False
         mean = (s[0] / CONFIRM_SAMPLES, s[1] / CONFIRM_SAMPLES, s[2] / CONFIRM_SAMPLES)
+        if self.occupied and _size(dx - mean[0], dy - mean[1], dz - mean[2]) > self.step_ut:
+            # still moving (a car leaving over the sensor): judge the field once it rests
+            self._start_burst(self._peak)
+            return False
         score = _size(mean[0], mean[1], mean[2])
         if self.occupied:
             bx, by, bz = self.baseline
@@ -240,16 +247,28 @@ class Detector:
                 # under the thresholds): gone only if the field is back where it was before
                 rx, ry, rz = self._recent
                 gone = _size(bx + mean[0] - rx, by + mean[1] - ry, bz + mean[2] - rz)
-                gone = gone < self.release_ut
+                gone = min(gone, score) < self.release_ut  # or at the baseline
             else:
                 # gone: below the off threshold and clearly below the parked car's level, or
                 # most of its field gone, or half of it after a manoeuvre over the sensor
                 # (neighbours' leakage may hold the rest up)
                 gone = score < self.off_ut and score < rest - self.release_ut
                 gone = gone or score < self.rest_ratio * rest
-                gone = gone or (score < rest / 2 and self._level > rest + self.manoeuvre_ut)
+                moved = self._level > rest + self.manoeuvre_ut
+                gone = gone or (score < rest / 2 and moved)
+                # or, after a manoeuvre over the sensor, resting far from where the car rested
+                # and no stronger (neighbours' leakage may keep its size; a stronger field is
+                # another car coming in)
+                cx, cy, cz = self._car
+                far = _size(mean[0] - cx, mean[1] - cy, mean[2] - cz) > self.on_ut
+                gone = gone or (moved and far and score < rest + self.on_ut)
+                # or back where the empty bay read before the car came
+                rx, ry, rz = self._recent
+                back = _size(bx + mean[0] - rx, by + mean[1] - ry, bz + mean[2] - rz)
+                gone = gone or back < self.release_ut
             if not gone:
                 self._level = self._rest = score  # still there: this is its level now
+                self._car = mean
                 return False
             self.occupied = False
             self._rejected = mean  # a new arrival must move the field away from here
@@ -273,7 +292,7 @@ class Detector:
                 # neighbour's leakage in the baseline): the empty bay reads this now
                 self.baseline = self._recent = field
                 return False
-            if score < self.weak_ut and self._peak < self.manoeuvre_ut and self._settled:
+            if score < self.weak_ut and self._peak < self.manoeuvre_ut:
                 # a weak field that no vehicle's manoeuvre brought (a neighbour coming or going
                 # changes this bay's field smoothly): look again, as a weak car may still be on
                 # its way in, then take it for the empty bay's field
@@ -287,6 +306,7 @@ class Detector:
             self._level = score
             self._settle_ms = SETTLE_MS
             self._rest = 0.0  # unknown while the car is still manoeuvring
+            self._car = mean
             self._rejected = None
         self.changes += 1
         return True

@@ -34,9 +34,10 @@ def bench_command(subparsers):
         "--scale",
         type=float,
         metavar="FACTOR",
-        help="gateway only: multiply its message counts (and the paced run's 10 s) by FACTOR, "
-        "e.g. 0.02 for a smoke run of a few seconds; the output then says SCALED RUN and its "
-        'JSON line carries "scale"',
+        help="shrink the run by FACTOR for a smoke test (all benches but protocols): "
+        "gateway message counts and its paced 10 s, firmware simulated minutes, lifi visitor "
+        "trials, parking bays and hours; e.g. 0.02 for a few seconds. The output then says "
+        'SCALED RUN and its JSON line carries "scale"',
     )
     parser.set_defaults(handler=_run)
 
