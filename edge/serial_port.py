@@ -138,7 +138,8 @@ class SerialPort:
             return False
         self.writer.write(self.link.send(frame_type, body, now_ms(), reliable=reliable))
         waiting = self._read_timeout
-        if reliable and waiting is not None:
+        # (an expired wait is already waking the session, which then sees this frame too)
+        if reliable and waiting is not None and not waiting.expired():
             due = asyncio.get_running_loop().time() + self.link.poll_in_ms(now_ms()) / 1000
             if waiting.when() is None or due < waiting.when():
                 waiting.reschedule(due)
