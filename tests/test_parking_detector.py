@@ -149,6 +149,29 @@ def test_a_weak_vehicle_resting_under_the_threshold_stays_detected():
     assert 600.0 <= arrived <= 606.0 and 2400.0 <= left <= 2406.0
 
 
+def test_a_weak_vehicle_resting_under_the_on_threshold_is_detected():
+    # this weak car rests under on_ut once parked (the detector used to take it for the empty
+    # bay and miss it all stay); its manoeuvre moved the field fast and it strengthens the
+    # vertical field, as only a car over the sensor does
+    street = Street(1, seed=23, duration_s=3600, stays=[(0, 600.0, 2400.0, "weak")])
+    decisions = run(street_calibrated(street, 0), street, 0, 100.0, 3600.0)
+    assert [o for _, o in decisions] == [True, False]
+    (arrived, _), (left, _) = decisions
+    assert 600.0 <= arrived <= 606.0 and 2400.0 <= left <= 2406.0
+
+
+@pytest.mark.parametrize("dz_ut, occupied", [(-3.0, True), (3.0, False)])
+def test_a_weak_field_counts_as_a_car_only_if_it_strengthens_the_vertical(dz_ut, occupied):
+    # the same 3 uT step, under on_ut: downwards (Earth's field here points down) it is a car
+    # right over the sensor; upwards it is what a neighbour's car does
+    rng = random.Random(9)
+    detector = calibrated()
+    step = (EMPTY[0], EMPTY[1], EMPTY[2] + dz_ut)
+    for k in range(40):
+        detector.feed(detector.next_ms(), *noisy(EMPTY if k < 10 else step, rng, sigma_ut=0.1))
+    assert detector.occupied is occupied
+
+
 def test_a_car_leaving_over_the_sensor_is_not_seen_coming_back():
     # the departing car passes its axles over the sensor and the field swings for a few seconds
     # before it rests; judged mid-swing, the detector used to say "vacant", then "occupied"

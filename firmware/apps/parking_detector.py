@@ -63,6 +63,7 @@ class Detector:
         recent_tau_s=120.0,
         weak_ut=6.0,
         manoeuvre_ut=5.0,
+        over_ut=2.3,
     ):
         self.on_ut = on_ut
         self.off_ut = off_ut
@@ -77,6 +78,7 @@ class Detector:
         self.recent_tau_s = recent_tau_s
         self.weak_ut = weak_ut
         self.manoeuvre_ut = manoeuvre_ut
+        self.over_ut = over_ut
         self.occupied = False
         self.changes = 0
         self.samples = 0
@@ -97,9 +99,15 @@ class Detector:
         dx, dy, dz = x - bx, y - by, z - bz
         if self.occupied and self._settle_ms > 0:
             self._settle_ms -= dt_ms
-        if self._burst:
-            return self._confirm(dx, dy, dz)
         score = _size(dx, dy, dz)
+        # a fast change between two samples: a vehicle moving close over the sensor
+        if self._last is not None and abs(score - self._last) > self.step_ut:
+            self._moved_ms = SETTLE_MS
+        elif self._moved_ms > 0:
+            self._moved_ms -= dt_ms
+        self._last = score
+        if self._burst:
+            return self._confirm(dx, dy, dz, score)
         if self.occupied:
             # the parked car's settled level (its level while it still moves)
             rest = self._rest or self._level
@@ -214,18 +222,19 @@ class Detector:
         self._looks = 0
         self._peak = 0.0
         self._settle_ms = 0
+        self._moved_ms = 0
+        self._last = None
 
     def _start_burst(self, peak=0.0):
         self._burst = CONFIRM_SAMPLES
         self._peak = peak
         self._sum = [0.0, 0.0, 0.0]
 
-    def _confirm(self, dx, dy, dz):
+    def _confirm(self, dx, dy, dz, score):
         s = self._sum
         s[0] += dx
         s[1] += dy
         s[2] += dz
-        score = _size(dx, dy, dz)
         if score > self._peak:
             self._peak = score
         if self.occupied and score > self._level:
@@ -266,11 +275,14 @@ class Detector:
                 rx, ry, rz = self._recent
                 back = _size(bx + mean[0] - rx, by + mean[1] - ry, bz + mean[2] - rz)
                 gone = gone or back < self.release_ut
+                # a weak car leaves over the sensor, fast; a neighbour's coming is smooth
+                gone = gone and (self._moved_ms > 0 or rest >= self.on_ut)
             if not gone:
                 self._level = self._rest = score  # still there: this is its level now
                 self._car = mean
                 return False
             self.occupied = False
+            self._moved_ms = 0  # its own departure's movement brings no weak car
             self._rejected = mean  # a new arrival must move the field away from here
             if self._level - score >= self.on_ut:
                 # a clear departure: what is left is the empty bay (and the neighbours), so a
@@ -279,10 +291,13 @@ class Detector:
             else:  # a small drop (a weak car's level dipping?): judge arrivals from the baseline
                 self._recent = self.baseline
         else:
-            if score < self.on_ut:
+            bx, by, bz = self.baseline
+            # a car right over the sensor strengthens the vertical field (a neighbour's car, seen
+            # from the side, weakens it): after a fast change, a weak car resting low
+            over = self._moved_ms > 0 and 2 * (mean[2] if bz > 0 else -mean[2]) > score
+            if score < (self.over_ut if over else self.on_ut):
                 self._rejected = mean
                 return False
-            bx, by, bz = self.baseline
             field = (bx + mean[0], by + mean[1], bz + mean[2])
             rx, ry, rz = self._recent
             if score < self.weak_ut and _size(field[0] - rx, field[1] - ry, field[2] - rz) < (
@@ -292,7 +307,7 @@ class Detector:
                 # neighbour's leakage in the baseline): the empty bay reads this now
                 self.baseline = self._recent = field
                 return False
-            if score < self.weak_ut and self._peak < self.manoeuvre_ut:
+            if score < self.weak_ut and self._peak < self.manoeuvre_ut and not over:
                 # a weak field that no vehicle's manoeuvre brought (a neighbour coming or going
                 # changes this bay's field smoothly): look again, as a weak car may still be on
                 # its way in, then take it for the empty bay's field
