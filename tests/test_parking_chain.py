@@ -165,7 +165,7 @@ async def test_a_replayed_event_file_ends_in_the_state_it_implies(tmp_path, brok
         implied[bay] = "occupied" if occupied else "free"
     assert implied == {"1": "occupied", "2": "free", "3": "occupied", "4": "free", "5": "free"}
     street = street_from_csv(events, seed=4)
-    # a magnetometer alone misses about one weak vehicle in five (docs/parking-sensor.md): this
+    # a magnetometer alone misses about one weak vehicle in six (docs/parking-sensor.md): this
     # seed draws none (its vehicles move their sensor by 16 uT or more, bay 2 ends empty
     # between parked cars with 1.5 uT of their leakage), so every event is one a sensor can see
     assert all(v["kind"] != "weak" for v in street.vehicles)
