@@ -16,7 +16,7 @@ class Console:
         self._link = link.Link(window=4, retry_ms=250, max_retries=8)
         self._commands = {}
         self._handlers = {}  # frame type -> handler(body): an app's own frames (LIFI)
-        self._wake = asyncio.Event()
+        self._retransmitting = False  # a task runs while reliable frames are in flight
 
     def command(self, name, handler):
         # handler(args: dict) -> dict, or raises ValueError("reason") for an error reply
@@ -31,6 +31,9 @@ class Console:
         if reliable and not self._link.can_send():
             return False
         self._out(self._link.send(frame_type, body, time.ticks_ms(), reliable))
+        if reliable and not self._retransmitting:
+            self._retransmitting = True
+            asyncio.create_task(self._retransmit())
         return True
 
     def log(self, level, message):
@@ -38,7 +41,6 @@ class Console:
 
     async def run(self):
         self.send(link.HELLO, cbor.dumps(self._hello), False)
-        asyncio.create_task(self._retransmit())
         while True:
             data = await self._uart.read()
             for event in self._link.receive(data, time.ticks_ms()):
@@ -86,16 +88,16 @@ class Console:
         return reply
 
     async def _retransmit(self):
+        # Started by the first reliable send, ends once none is in flight: a task that sleeps
+        # while there is nothing to resend would need an Event, whose module costs ~1 KB of heap.
         link_ = self._link
-        while True:
-            wait_ms = link_.poll_in_ms(time.ticks_ms())
-            if wait_ms is None:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
+        wait_ms = link_.poll_in_ms(time.ticks_ms())
+        while wait_ms is not None:
             await asyncio.sleep_ms(wait_ms + 1)
             link_.poll(time.ticks_ms())
             self._flush()
+            wait_ms = link_.poll_in_ms(time.ticks_ms())
+        self._retransmitting = False
 
     def _flush(self):
         self._out(self._link.pending_output())
@@ -103,4 +105,3 @@ class Console:
     def _out(self, data):
         if data:
             self._uart.write(data)
-            self._wake.set()

@@ -40,7 +40,6 @@ class Device:
         self._count = 0
         self.heap_peak = 0  # bytes of live heap, sampled as the watchdog is fed
         self._started_ms = hal.clock.ticks_ms()
-        self.rebooting = asyncio.Event()
         hello = {
             "id": self.id,
             "role": app_name,
@@ -135,7 +134,7 @@ class Device:
 
     async def _reboot_soon(self):
         await asyncio.sleep_ms(100)  # the RESPONSE leaves first
-        self.rebooting.set()
+        self.hal.reset()
 
 
 def _check_setting(key, value, settings):
@@ -198,18 +197,16 @@ async def _main(hal, app_name):
     )
     asyncio.create_task(_feed(hal, device))
     asyncio.create_task(device.console.run())
-    asyncio.create_task(app.main(hal, device))
     device.log(
         "info",
         "%s %s up on %s, boot %d" % (app_name, FIRMWARE_VERSION, hal.board["name"], device.boots),
     )
-    await device.rebooting.wait()
-    hal.reset()
+    await app.main(hal, device)  # an app's main runs as long as the board: a crash ends it
 
 
 def _crashed(device, error):
     device.log("error", "crash: %s: %s" % (type(error).__name__, error))
-    device.rebooting.set()
+    device.hal.reset()
 
 
 def start(app_name):
