@@ -220,7 +220,7 @@ class BleScanner:
                 self._keys[mac] = key
                 self._refused.discard(mac)
                 try:
-                    self.receiver.set_key(mac, key)
+                    self.receiver.set_key(mac, key, device.bthome_counter)
                 except DecodeError as e:  # without its key, plaintext must not get through
                     log.error("BLE: %s: unusable key (%s); its adverts are refused", device.id, e)
                     self._refused.add(mac)
@@ -289,6 +289,8 @@ class BleScanner:
                 self._heard(device, rssi, None)
                 return
             self._accepted.inc()
+            if decoded["counter"] is not None:  # saved with the registry: replays stay out
+                device.bthome_counter = decoded["counter"]
             battery = None
             values = []
             for m in decoded["measurements"]:

@@ -26,6 +26,7 @@ class Device:
     battery: float | None = None
     rssi: int | None = None
     firmware: str | None = None
+    bthome_counter: int | None = None  # the highest BTHome counter accepted: replays stay out
     extra: dict = field(default_factory=dict)
 
     def status(self, gateway_id: str) -> dict:
@@ -46,15 +47,23 @@ class Registry:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS devices (id TEXT PRIMARY KEY, kind TEXT NOT NULL, "
-            "mac TEXT, key BLOB, link TEXT, last_seen REAL, firmware TEXT)"
+            "mac TEXT, key BLOB, link TEXT, last_seen REAL, firmware TEXT, bthome_counter INTEGER)"
         )
+        columns = [row[1] for row in self._db.execute("PRAGMA table_info(devices)")]
+        if "bthome_counter" not in columns:  # a registry written before the column existed
+            self._db.execute("ALTER TABLE devices ADD COLUMN bthome_counter INTEGER")
         self.devices: dict[str, Device] = {}
-        for row in self._db.execute(
-            "SELECT id, kind, mac, key, link, last_seen, firmware FROM devices"
+        for device_id, kind, mac, key, link, last_seen, firmware, counter in self._db.execute(
+            "SELECT id, kind, mac, key, link, last_seen, firmware, bthome_counter FROM devices"
         ):
-            self.devices[row[0]] = Device(*row)
+            self.devices[device_id] = Device(
+                device_id, kind, mac, key, link, last_seen=last_seen, firmware=firmware,
+                bthome_counter=counter,
+            )  # fmt: skip
         for d in configured:  # the config is the authority on kinds, addresses and keys
             known = self.devices.setdefault(d.id, Device(d.id, d.kind))
+            if (known.mac, known.key) != (d.mac, d.key):  # re-provisioned: a new count
+                known.bthome_counter = None
             known.kind, known.mac, known.key = d.kind, d.mac, d.key
         self.unknown_adverts = 0
         self.save()
@@ -90,11 +99,12 @@ class Registry:
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
-                "INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
                 "kind=excluded.kind, mac=excluded.mac, key=excluded.key, link=excluded.link, "
-                "last_seen=excluded.last_seen, firmware=excluded.firmware",
+                "last_seen=excluded.last_seen, firmware=excluded.firmware, "
+                "bthome_counter=excluded.bthome_counter",
                 [
-                    (d.id, d.kind, d.mac, d.key, d.link, d.last_seen, d.firmware)
+                    (d.id, d.kind, d.mac, d.key, d.link, d.last_seen, d.firmware, d.bthome_counter)
                     for d in self.devices.values()
                 ],
             )

@@ -161,6 +161,26 @@ async def test_a_replayed_advert_is_rejected_not_published(tmp_path, broker, blu
         )
 
 
+async def test_a_replay_stays_out_after_the_gateway_restarts(tmp_path, broker, bluez):
+    device_id, mac = SENSOR
+    devices = [(device_id, "parking-sensor", mac, KEY)]
+    arrived = sensor_frame(mac, 1, True, 40)  # recorded in the street
+    async with Subscriber(broker, f"{PREFIX}/devices/+/telemetry").running() as city:
+        with gateway(tmp_path, broker, devices) as (gw, port):
+            await scanning(bluez, gw)
+            assert bluez.advertise(mac, service_data=arrived)
+            assert bluez.advertise(mac, service_data=sensor_frame(mac, 2, False, 41))
+            await wait_until(lambda: len(readings(city.messages, device_id)) == 2, 10, "readings")
+        with gateway(tmp_path, broker, devices) as (gw, port):  # restarted: same data_dir
+            await scanning(bluez, gw)
+            assert bluez.advertise(mac, service_data=arrived)  # played back first thing
+            await metric_reaches(port, adverts("rejected"), 1, 10)
+            assert bluez.advertise(mac, service_data=sensor_frame(mac, 3, True, 42))  # genuine
+            await wait_until(lambda: len(readings(city.messages, device_id)) == 3, 10, "reading")
+            assert [seq for seq, _ in readings(city.messages, device_id)] == [40, 41, 42]
+            assert "is not above 41: a replayed advert" in gw.log()
+
+
 async def test_unknown_devices_are_counted_not_published(tmp_path, broker):
     # BlueZ without the advertisement monitor API: the gateway falls back to active scanning
     device_id, mac = SENSOR

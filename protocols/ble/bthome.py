@@ -99,15 +99,19 @@ class Receiver:
         for mac, key in (keys or {}).items():
             self.set_key(mac, key)
 
-    def set_key(self, mac, key):
-        """Gives a device its key; None makes it a plaintext device again."""
+    def set_key(self, mac, key, counter=None):
+        """Gives a device its key; None makes it a plaintext device again. A new key starts a
+        new count, unless counter (the highest accepted before, e.g. kept across a restart of
+        the gateway) says where that device's count stands."""
         mac = _mac_bytes(mac)
         if key is None:
             self._ciphers.pop(mac, None)
         else:
             self._ciphers[mac] = _new_cipher(key)
         self._last.pop(mac, None)
-        self._counters.pop(mac, None)  # a new key starts a new count
+        self._counters.pop(mac, None)
+        if counter is not None and key is not None:
+            self._counters[mac] = counter
 
     def accept(self, mac, service_data):
         """The decoded frame, or None when it repeats the last accepted packet of that device."""
