@@ -14,6 +14,7 @@ import asyncio
 import json
 import math
 import random
+import time
 from dataclasses import dataclass
 
 from .world import BoardSpec, World
@@ -22,6 +23,7 @@ SITE_ID, SITE_NAME = "rue-ernest-renan", "Rue Ernest Renan"  # every bay of the 
 ORIGIN_LAT_LON = (48.8245, 2.2707)  # Issy-les-Moulineaux: where the kerb's first bay is
 _M_PER_DEG_LAT = 111_320.0
 _NOT_READY = "not enough readings yet"  # the detector's reply while its window fills
+DEVICE_PREFIX = "ps-"  # a sensor's device id: the prefix, then its bay's id
 
 
 @dataclass
@@ -33,7 +35,7 @@ class Sensor:
 
 
 class ParkingWorld:
-    def __init__(self, world: World, street, seed=0, start_s=0.0, device_prefix="ps-"):
+    def __init__(self, world: World, street, seed=0, start_s=0.0, device_prefix=DEVICE_PREFIX):
         self.world = world
         self.street = street
         self._offset_s = start_s  # street time = world time + offset
@@ -68,16 +70,22 @@ class ParkingWorld:
 
     # -- boards -------------------------------------------------------------------------------
 
-    def add_boards(self, config=None):
-        """Starts one parking sensor board per bay, at its bay; `config`: more first-boot config."""
+    def add_boards(self, config=None, calibrated=False):
+        """Starts one parking sensor board per bay, at its bay; `config`: more first-boot config.
+        calibrated: each board starts with the baseline a technician's calibration on its empty
+        bay would have stored (otherwise `calibrate` it)."""
         boards = []
         for i, sensor in enumerate(self.sensors):
+            first_boot = {"bthome_key": sensor.key.hex(), **(config or {})}
+            if calibrated:
+                baseline = self.street.empty_field_ut(sensor.bay, self.now_s())
+                first_boot["parking_baseline_ut"] = [round(v, 2) for v in baseline]
             spec = BoardSpec(
                 sensor.id,
                 "parking_sensor",
                 position_m=(i * self.street.pitch_m, 2.5),
                 mac=sensor.mac,
-                config={"bthome_key": sensor.key.hex(), **(config or {})},
+                config=first_boot,
             )
             boards.append(self.world.add(spec))
         return boards
@@ -123,6 +131,16 @@ class ParkingWorld:
         for i, bay in enumerate(self.street.bay_ids):
             lon = lon0 + i * self.street.pitch_m / m_per_deg_lon  # the kerb runs east
             rows.append(f"{bay},{bay},{SITE_ID},{SITE_NAME},{lat0:.6f},{lon:.6f}")
+        path.write_text("\n".join(rows) + "\n")
+        return path
+
+    def truth_csv(self, path):
+        """The street's ground truth: bay_id, time of day (street time, HH:MM:SS), occupied."""
+        rows = ["bay_id,time,occupied"]
+        for i, t_s, occupied in self.street.truth:
+            if 0 <= t_s < self.street.duration_s:
+                clock = time.strftime("%H:%M:%S", time.gmtime(t_s))
+                rows.append(f"{self.street.bay_ids[i]},{clock},{int(occupied)}")
         path.write_text("\n".join(rows) + "\n")
         return path
 

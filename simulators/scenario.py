@@ -12,9 +12,14 @@ count = 1
 [boards.config]               # the board's config store at first boot
 major = 3
 
+[street]                      # a parking street: one parking_sensor board per bay, calibrated
+bays = 10                     # boards ps-bay-000 ... ps-bay-009, 2.6 m apart along the kerb
+seed = 3                      # the street's draw: direction, vehicles, traffic (default: seed)
+start_s = 28800.0             # the street's time of day when the world starts (default 07:00)
+
 [[faults]]
 at_s = 30.0                   # simulated seconds from the start
-board = "bcn-hall"            # a board id
+board = "bcn-hall"            # a board id (a street's boards too)
 kind = "reboot"               # reboot | power-cut | unplug | noise
 duration_s = 5.0              # unplug and noise: for how long
 """
@@ -27,9 +32,12 @@ from luciole.edge.cli import UsageError
 from luciole.protocols.topics import is_valid_id
 
 from .firmware_build import apps
+from .parking_world import DEVICE_PREFIX
+from .street import DAY_S, default_bay_ids
 from .world import BoardSpec
 
 FAULT_KINDS = ("reboot", "power-cut", "unplug", "noise")
+MAX_STREET_BAYS = 100
 
 
 @dataclass
@@ -41,11 +49,22 @@ class Fault:
 
 
 @dataclass
+class StreetSpec:
+    bays: int
+    seed: int
+    start_s: float = 7 * 3600.0
+
+    def board_ids(self) -> list[str]:
+        return [DEVICE_PREFIX + bay for bay in default_bay_ids(self.bays)]
+
+
+@dataclass
 class Scenario:
     seed: int = 0
     speed: float = 1.0
     ble: bool = False
     boards: list[BoardSpec] = field(default_factory=list)
+    street: StreetSpec | None = None
     faults: list[Fault] = field(default_factory=list)
 
 
@@ -60,7 +79,7 @@ def load(path: Path) -> Scenario:
     def bad(where, what):
         return UsageError(f"{path}: {where}: {what}")
 
-    unknown = set(data) - {"seed", "speed", "ble", "boards", "faults"}
+    unknown = set(data) - {"seed", "speed", "ble", "boards", "street", "faults"}
     if unknown:
         raise bad(sorted(unknown)[0], "unknown key")
     scenario = Scenario(
@@ -72,9 +91,11 @@ def load(path: Path) -> Scenario:
         raise bad("speed", f"must be > 0, got {scenario.speed}")
     for i, table in enumerate(data.get("boards", [])):
         scenario.boards += _boards(table, f"boards[{i}]", bad)
-    if not scenario.boards:
-        raise bad("boards", "a scenario needs at least one [[boards]] table")
-    ids = [b.id for b in scenario.boards]
+    if "street" in data:
+        scenario.street = _street(_typed(data, "street", dict, None, bad), scenario.seed, bad)
+    if not scenario.boards and scenario.street is None:
+        raise bad("boards", "a scenario needs at least one [[boards]] table or a [street]")
+    ids = [b.id for b in scenario.boards] + (scenario.street.board_ids() if scenario.street else [])
     duplicate = next((i for i in ids if ids.count(i) > 1), None)
     if duplicate:
         raise bad("boards", f"board id {duplicate!r} used twice")
@@ -122,6 +143,19 @@ def _boards(table, where, bad):
                   battery_mv=battery_mv)
         for n, i in enumerate(ids)
     ]  # fmt: skip
+
+
+def _street(table, seed, bad):
+    unknown = set(table) - {"bays", "seed", "start_s"}
+    if unknown:
+        raise bad(f"street.{sorted(unknown)[0]}", "unknown key")
+    bays = _typed(table, "bays", int, None, bad, "street.")
+    if not 1 <= bays <= MAX_STREET_BAYS:
+        raise bad("street.bays", f"must be 1 to {MAX_STREET_BAYS}, got {bays}")
+    start_s = float(_typed(table, "start_s", (int, float), 7 * 3600.0, bad, "street."))
+    if not 0 <= start_s < DAY_S:
+        raise bad("street.start_s", f"must be a time of day, 0 to {DAY_S} s, got {start_s:g}")
+    return StreetSpec(bays, _typed(table, "seed", int, seed, bad, "street."), start_s)
 
 
 def _fault(table, where, bad):

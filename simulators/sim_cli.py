@@ -8,6 +8,8 @@ from pathlib import Path
 from luciole.edge.cli import UsageError
 
 from . import scenario as scenarios
+from .parking_world import ParkingWorld
+from .street import Street
 from .world import World, stop_signals
 
 
@@ -57,22 +59,29 @@ async def _simulate(scenario, workdir: Path, duration_s):
         air = FakeBlueZ(log_path=workdir / "bluez.log").start()
     try:
         world = World(workdir, speed=scenario.speed, seed=scenario.seed, air=air)
-        for app in {spec.app for spec in scenario.boards}:
+        apps = {spec.app for spec in scenario.boards}
+        for app in apps | ({"parking_sensor"} if scenario.street else set()):
             world.firmware_for(app)  # compiled before the clock starts
         world.host_sim_hal()
         async with world:
             for spec in scenario.boards:
                 world.add(spec)
+            street = _street(world, scenario, workdir) if scenario.street else None
             ready = {
                 "boards": {b.id: str(b.tty_path) for b in world.boards.values()},
                 "dbus": air.bus.address if air else None,
                 "world_port": world.port,
                 "workdir": str(workdir),
+                "street": street,
             }
             for board in world.boards.values():
                 print(f"{board.id:<20} {board.spec.app:<16} {board.tty_path}")
             if air:
                 print(f"BLE: DBUS_SYSTEM_BUS_ADDRESS={air.bus.address}")
+            if street:
+                print(f"street: gateway config tables {street['gateway_tables']}, bay inventory "
+                      f"{street['inventory']} (luciole parking import), ground truth "
+                      f"{street['truth']}")  # fmt: skip
             print(json.dumps(ready), flush=True)
             stop = asyncio.Event()
             stop_signals(asyncio.get_running_loop(), stop)
@@ -87,3 +96,19 @@ async def _simulate(scenario, workdir: Path, duration_s):
     finally:
         if air is not None:
             air.close()
+
+
+def _street(world, scenario, workdir: Path) -> dict:
+    """A scenario's parking street: its calibrated sensor boards, and the files a gateway and a
+    city need to follow it (paths, as strings)."""
+    spec = scenario.street
+    street = Street(spec.bays, seed=spec.seed)
+    parking = ParkingWorld(world, street, seed=spec.seed, start_s=spec.start_s)
+    parking.add_boards(calibrated=True)
+    tables = workdir / "street-gateway.toml"
+    tables.write_text(parking.gateway_tables())
+    return {
+        "gateway_tables": str(tables),
+        "inventory": str(parking.inventory_csv(workdir / "street-bays.csv")),
+        "truth": str(parking.truth_csv(workdir / "street-truth.csv")),
+    }

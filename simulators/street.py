@@ -60,6 +60,11 @@ _DIPOLES = (
 )
 
 
+def default_bay_ids(n_bays):
+    """bay-000, bay-001, ...: a street's bays along the kerb when it is not given their ids."""
+    return [f"bay-{i:03d}" for i in range(n_bays)]
+
+
 @functools.cache
 def occupancy_profile(weekend=False):
     """Mean occupancy (0..1) per half hour of the day, 48 values, from the Birmingham car parks
@@ -119,7 +124,7 @@ class Street:
         self.n_bays = n_bays
         self.seed = seed
         self.duration_s = float(duration_s)
-        self.bay_ids = list(bay_ids) if bay_ids else [f"bay-{i:03d}" for i in range(n_bays)]
+        self.bay_ids = list(bay_ids) if bay_ids else default_bay_ids(n_bays)
         if len(self.bay_ids) != n_bays or len(set(self.bay_ids)) != n_bays:
             raise ValueError("bay_ids must name every bay once")
         self._index = {bay_id: i for i, bay_id in enumerate(self.bay_ids)}
@@ -187,6 +192,13 @@ class Street:
             float(y + c[1] * warm + ny),
             float(z + c[2] * warm + nz),
         )
+
+    def empty_field_ut(self, bay, t_s):
+        """What the bay's magnetometer reads at t_s with no vehicle near, noise aside: the
+        baseline a technician's calibration on the empty bay finds."""
+        i = self.index(bay)
+        warm = self.temperature_c(i, t_s) - 15.0
+        return tuple(float(v) for v in self._static_offset[i] + self._drift_coeff[i] * warm)
 
     def temperature_c(self, bay, t_s):
         """The sensor's temperature: a daily swing peaking at 15:00, smaller for shaded bays."""

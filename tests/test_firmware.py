@@ -15,6 +15,7 @@ import pytest
 
 from luciole.protocols.ble import adv, ibeacon
 from luciole.simulators import micropython
+from luciole.simulators.street import Street
 from luciole.simulators.world import BoardSpec, World
 
 HERE = Path(__file__).resolve().parent
@@ -146,6 +147,9 @@ async def test_the_watchdog_resets_a_board_that_stops(tmp_path):
             "faults[0].duration_s: unplug needs a duration_s > 0",
         ),
         ("seed = [\n", "not TOML"),
+        ("[street]\nbays = 0\n", "street.bays: must be 1 to 100, got 0"),
+        ("[street]\nbays = 3\nstart = 7\n", "street.start: unknown key"),
+        ("[street]\nbays = 3\nstart_s = 90000\n", "street.start_s: must be a time of day"),
     ],
 )
 def test_a_bad_scenario_is_one_line_naming_the_key(tmp_path, scenario, error):
@@ -179,3 +183,34 @@ def test_sim_prints_where_to_connect_and_plays_its_faults(tmp_path):
     log_2 = (tmp_path / "w" / "bcn-002.log").read_text()
     assert log_1.count(" up on host_sim") == 1
     assert log_2.count(" up on host_sim") == 2  # unplugged (and so unpowered), then back
+
+
+def test_sim_runs_a_calibrated_street_for_a_gateway(tmp_path):
+    path = tmp_path / "scenario.toml"
+    path.write_text("speed = 10\n[street]\nbays = 4\nseed = 5\nstart_s = 30000\n")
+    done = subprocess.run(
+        [str(LUCIOLE), "sim", "--scenario", str(path), "--workdir", str(tmp_path / "w"),
+         "--duration-s", "40"],
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    ready = json.loads(done.stdout.splitlines()[-1])
+    sensors = [f"ps-bay-{i:03d}" for i in range(4)]
+    assert sorted(ready["boards"]) == sensors
+    tables = Path(ready["street"]["gateway_tables"]).read_text()
+    assert all(f'id = "{sensor}"' in tables for sensor in sensors)
+    assert Path(ready["street"]["inventory"]).read_text().startswith("id,name,site,")
+    truth = Path(ready["street"]["truth"]).read_text().splitlines()
+    assert truth[0] == "bay_id,time,occupied" and len(truth) > 4
+    # each board starts calibrated for its empty bay and finds the street as it is: a bay
+    # taken at the start (by a car the detector can see) is reported occupied at once
+    street = Street(4, seed=5)
+    for i, sensor in enumerate(sensors):
+        log = (tmp_path / "w" / f"{sensor}.log").read_text()
+        assert "not calibrated" not in log and log.count(" up on host_sim") == 1
+        near = [v for v in street.vehicles if v["bay"] == i and v["arrive_s"] < 30100
+                and v["leave_s"] > 30000]  # fmt: skip
+        if not near:
+            assert "bay occupied" not in log, sensor
+        elif near[0]["arrive_s"] < 30000 < 30100 < near[0]["leave_s"] and near[0]["kind"] != "weak":
+            assert "bay occupied" in log, sensor  # parked all along, strong enough to see
