@@ -23,7 +23,7 @@ PREFIX = "luciole/v1/issy"
 KEY = bytes.fromhex("231d39c1d7cc1ab1aee224cd096db932")
 WRONG_KEY = bytes(16)
 OCCUPANCY, BATTERY = 0x23, 0x01
-UNKNOWN_AFTER_S = 4
+UNKNOWN_AFTER_S = 8  # longer than an advert takes to be checked, on a loaded machine
 # (device, MAC, bay)
 SENSORS = [
     ("ps-0001", "54:48:E6:8F:80:A5", "b1"),
