@@ -11,6 +11,7 @@ import subprocess
 
 from harness import LUCIOLE, GatewayProcess, Subscriber, gateway_config, operator, wait_until
 
+from luciole.firmware.apps.parking_detector import HEARTBEAT_S
 from luciole.simulators.parking_replay import load, street_from_csv
 from luciole.simulators.parking_world import ParkingWorld
 from luciole.simulators.street import Street
@@ -228,3 +229,32 @@ async def test_technician_errors_reach_the_technician_and_the_city(tmp_path, bro
             "bay-001": "occupied",  # the refused re-calibration kept the car
             "bay-002": "unknown",
         }
+
+
+async def test_a_starting_sensor_tells_the_city_its_bay_at_once(tmp_path, broker, bluez):
+    # sensors installed and calibrated earlier start (a battery swap, a watchdog reset) over a
+    # street with two cars parked: the city learns every bay well before the 10-minute heartbeat
+    stays = [(0, -FOREVER_S, FOREVER_S, "car"), (2, -FOREVER_S, FOREVER_S, "van")]
+    street = Street(4, seed=0, duration_s=FOREVER_S, stays=stays)
+    async with World(tmp_path / "world", speed=SPEED, air=bluez) as world:
+        parking = ParkingWorld(world, street, seed=1, start_s=100.0)
+        config = gateway_config(tmp_path, broker, extra=parking.gateway_tables())
+        bays = parking.inventory_csv(tmp_path / "bays.csv")
+        done = subprocess.run(
+            [LUCIOLE, "parking", "import", str(bays), "--config", str(config)],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        gw = GatewayProcess(config, tmp_path / "gw.log").start()
+        try:
+            async with Subscriber(broker, f"{PREFIX}/parking/#").running() as city:
+                await wait_until(bluez.scanning, 20, "the gateway scanning")
+                parking.add_boards(calibrated=True)
+                started_s = parking.now_s()
+                expected = {"bay-000": "occupied", "bay-001": "free", "bay-002": "occupied",
+                            "bay-003": "free"}  # fmt: skip
+                await wait_until(lambda: statuses(city, parking) == expected, 30, "every bay")
+                assert parking.now_s() - started_s < HEARTBEAT_S
+        finally:
+            gw.stop()

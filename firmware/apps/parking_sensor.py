@@ -8,6 +8,7 @@ from binascii import unhexlify
 from firmware.apps.energy import Energy
 from firmware.apps.parking_detector import (
     HEARTBEAT_S,
+    IDLE_MS,
     REPORT_REPEATS,
     CalibrationError,
     Detector,
@@ -39,7 +40,9 @@ async def main(hal, device):
     if detector.baseline is None:
         device.log("warning", "not calibrated: run calibrate with the bay empty")
 
-    report_now = [False]  # set by calibrate: the technician sees the bay reported at once
+    # at boot and after calibrate: the city (and the technician) learn the bay's state at once,
+    # not at the next heartbeat
+    report_now = [True]
 
     def calibrate(args):
         try:
@@ -79,8 +82,11 @@ async def main(hal, device):
             device.log("info", "bay %s" % ("occupied" if detector.occupied else "vacant"))
             await sender.send(clock, detector.occupied, battery.read_mv(), REPORT_REPEATS)
             last_report_ms = now_ms
-        elif detector.baseline is not None and (
-            report_now[0] or now_ms - last_report_ms >= HEARTBEAT_S * 1000
+            report_now[0] = False
+        elif (
+            detector.baseline is not None
+            and detector.next_ms() == IDLE_MS  # not while a burst is judging the bay
+            and (report_now[0] or now_ms - last_report_ms >= HEARTBEAT_S * 1000)
         ):
             await sender.send(clock, detector.occupied, battery.read_mv(), 1)
             last_report_ms = now_ms
