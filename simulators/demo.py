@@ -1,110 +1,214 @@
 """`luciole demo`: a small city on this machine, with no device on the desk.
 
-A real Mosquitto on a free local port, the real gateway (`luciole gateway`) as its own process,
-and simulated parking sensors on pseudo-terminals sending readings over the device link. It
-prints what a city integrator subscribed to the broker sees, then a summary. Later issues add the
-MicroPython firmware, the street, the BLE air and the Li-Fi museum to it.
+A street of parking bays, each watched by a sim board running the real parking sensor firmware
+under MicroPython, and a museum beacon, another sim board. Their adverts cross the simulated BLE
+air (a BlueZ stand-in on a private D-Bus) to the real gateway (`luciole gateway`, its own
+process), which publishes to a real Mosquitto on a free local port. The street's traffic runs
+--speed times faster than the wall clock, and so do the boards. The demo prints what a city
+integrator subscribed to the broker sees as cars come and go, then compares the city's view of
+the bays with the street's ground truth.
 """
 
 import asyncio
+import contextlib
 import json
-import random
-import shutil
+import subprocess
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import aiomqtt
 
-from luciole.protocols import senml
+from luciole.edge.cli import UsageError
 
-from .gateway_process import GatewayProcess, write_config
+from .bluez import FakeBlueZ
+from .gateway_process import LUCIOLE, GatewayProcess, write_config
 from .mosquitto import Mosquitto, free_port
-from .serial_device import SerialDevice
+from .parking_world import ParkingWorld
+from .street import Street
+from .world import BoardSpec, World
+
+PREFIX = "luciole/v1/issy/"
+STREET_SEED = 7  # a street with ten changes in its first half hour at 11:00
+START_S = 11 * 3600.0  # the street's time of day at the start
+BEACON = BoardSpec(
+    "bcn-hall",
+    "beacon",
+    position_m=(3.0, 4.0),
+    mac="C0:FF:EE:00:00:01",
+    config={"major": 3, "minor": 1},
+)
+STARTUP_TIMEOUT_S = 60
 
 
 def demo_command(subparsers):
     parser = subparsers.add_parser(
         "demo",
-        help="run a small simulated city: broker, gateway and sensors on this machine",
+        help="run a small simulated city: sensors, beacon, BLE air, gateway and broker",
         description=__doc__,
     )
-    parser.add_argument("--seconds", type=float, default=15.0, help="how long (default 15)")
-    parser.add_argument("--sensors", type=int, default=3, help="simulated sensors (default 3)")
-    parser.set_defaults(handler=lambda args: asyncio.run(run(args.seconds, args.sensors)))
-
-
-def describe(topic: str, payload: bytes) -> str:
-    if topic.endswith(("/telemetry", "/events")):
-        records = senml.resolve(senml.decode_cbor(payload), time.time())
-        return ", ".join(
-            f"{r['n'].split(':', 1)[1]}={r.get('v', r.get('vb', r.get('vs')))}{r.get('u', '')}"
-            for r in records
-        )
-    return json.dumps(json.loads(payload))
-
-
-async def sensor(device: SerialDevice, seconds: float, rng: random.Random):
-    occupied = False
-    deadline = time.monotonic() + seconds
-    seq = 0
-    while time.monotonic() < deadline:
-        if rng.random() < 0.3:
-            occupied = not occupied
-        values = (("occupied", occupied, None), ("battery", rng.randint(80, 100), "%EL"))
-        await device.send_readings(1, first_seq=seq, values=values)
-        seq += 1
-        await asyncio.sleep(rng.uniform(0.5, 2.0))
-    return seq
-
-
-async def run(seconds: float, sensors: int) -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="luciole-demo-"))
-    rng = random.Random(42)
-    broker = Mosquitto(workdir / "broker").start()
-    print(f"broker      mosquitto on {broker.host}:{broker.port}")
-    devices = [SerialDevice(f"ps-{i + 1:04d}", workdir / f"ttyPS{i + 1}") for i in range(sensors)]
-    http_port = free_port()
-    config = write_config(
-        workdir / "gateway.toml",
-        broker,
-        [d.path for d in devices],
-        silent_after_s=5,
-        id="gw-demo",
-        http_listen=f"127.0.0.1:{http_port}",
+    parser.add_argument("--seconds", type=float, default=60.0, help="how long (default 60)")
+    parser.add_argument("--bays", type=int, default=10, help="parking bays (default 10)")
+    parser.add_argument(
+        "--speed", type=float, default=30.0, help="street time per wall second (default 30)"
     )
-    gateway = GatewayProcess(config, workdir / "gateway.log").start()
-    print(f"gateway     gw-demo, config {config}, metrics http://127.0.0.1:{http_port}/metrics")
-    for d in devices:
-        print(f"sensor      {d.device_id} on {d.path}")
-    print(f"\nwhat the city sees on luciole/v1/issy/# for {seconds:.0f} s:\n")
-    received = 0
-    try:
-        async with aiomqtt.Client(broker.host, broker.port) as city:
-            await city.subscribe("luciole/v1/issy/#", qos=1)
-            senders = asyncio.gather(*(sensor(d, seconds, rng) for d in devices))
-            start = time.monotonic()
+    parser.set_defaults(handler=_run)
 
-            async def show():
-                nonlocal received
+
+def _run(args):
+    if args.seconds <= 0 or args.speed <= 0:
+        raise UsageError("--seconds and --speed must be > 0")
+    if not 1 <= args.bays <= 30:
+        raise UsageError(f"--bays must be 1 to 30, got {args.bays}")
+    return asyncio.run(run(args.seconds, args.bays, args.speed))
+
+
+async def run(seconds: float, bays: int, speed: float) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="luciole-demo-"))
+    with (
+        Mosquitto(workdir / "broker") as broker,
+        FakeBlueZ(log_path=workdir / "bluez.log") as air,
+    ):
+        world = World(workdir / "world", speed=speed, air=air)
+        for app in ("parking_sensor", "beacon"):
+            world.firmware_for(app)  # compiled before the clock starts
+        world.host_sim_hal()
+        async with world:
+            parking = ParkingWorld(world, Street(bays, seed=STREET_SEED), start_s=START_S)
+            gateway, metrics_port = _gateway(workdir, broker, parking)
+            try:
+                print(f"broker      mosquitto on {broker.host}:{broker.port}")
+                print(f"BLE air     BlueZ stand-in, DBUS_SYSTEM_BUS_ADDRESS={air.bus.address}")
+                print(
+                    f"gateway     gw-demo, config {gateway.config_path}, "
+                    f"metrics http://127.0.0.1:{metrics_port}/metrics"
+                )
+                if not await _scanning(air, gateway):
+                    print(f"the gateway did not start scanning; its log: {gateway.log_path}")
+                    return 1
+                parking.add_boards(calibrated=True)  # installed and calibrated earlier
+                world.add(BEACON)
+                print(
+                    f"street      {bays} bays of {parking.site_id}, a parking sensor in each "
+                    "(MicroPython firmware, encrypted BTHome over BLE)"
+                )
+                print(
+                    f"beacon      {BEACON.id} (MicroPython firmware, iBeacon and Eddystone "
+                    "over BLE)"
+                )
+                minutes = seconds * speed / 60
+                print(
+                    f"\nwhat the city sees on {PREFIX}# for {seconds:g} s, {minutes:.0f} min "
+                    f"of the street at {speed:g}x (what changes nothing is not shown):\n"
+                )
+                view = await _watch(broker, parking, seconds)
+            finally:
+                gateway.stop()
+        _summary(view, parking, workdir)
+    return 0
+
+
+def _gateway(workdir, broker, parking):
+    metrics_port = free_port()
+    config = write_config(
+        workdir / "gateway.toml", broker, id="gw-demo", http_listen=f"127.0.0.1:{metrics_port}"
+    )
+    beacon = f'[[devices]]\nid = "{BEACON.id}"\nkind = "beacon"\nmac = "{BEACON.mac}"\n'
+    config.write_text(config.read_text() + parking.gateway_tables() + beacon)
+    bays = parking.inventory_csv(workdir / "bays.csv")
+    done = subprocess.run(
+        [LUCIOLE, "parking", "import", str(bays), "--config", str(config)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"luciole parking import failed: {done.stderr.strip()}")
+    return GatewayProcess(config, workdir / "gateway.log").start(), metrics_port
+
+
+async def _scanning(air, gateway) -> bool:
+    """Whether the gateway scans the BLE air within STARTUP_TIMEOUT_S (False if it stopped)."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while gateway.process.poll() is None and time.monotonic() < deadline:
+        if air.scanning():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+class CityView:
+    """What the city integrator has seen: the last state of each bay, and message counts."""
+
+    def __init__(self):
+        self.bays = {}  # bay -> status
+        self.sites = {}  # site -> (available, occupied, total)
+        self.online = {}  # device -> True/False
+        self.beacons = set()  # beacons whose health was shown
+        self.counts = Counter()  # topic kind ("devices/+/telemetry") -> messages
+
+    def take(self, topic: str, payload: bytes) -> str | None:
+        """Records a message; returns the line to show, or None when nothing changed."""
+        parts = topic.split("/")
+        kind = f"devices/+/{parts[2]}" if parts[0] == "devices" else "/".join(parts[:2])
+        self.counts[kind] += 1
+        if not payload:
+            return None
+        if topic.startswith("parking/spots/"):
+            status = json.loads(payload)["status"]
+            if self.bays.get(parts[2]) != status:
+                self.bays[parts[2]] = status
+                return status
+        elif topic.startswith("parking/sites/"):
+            site = json.loads(payload)
+            keys = ("availableSpotNumber", "occupiedSpotNumber", "totalSpotNumber")
+            counts = tuple(site.get(k) for k in keys)
+            if self.sites.get(parts[2]) != counts:
+                self.sites[parts[2]] = counts
+                return "{} free, {} occupied of {}".format(*counts)
+        elif topic.startswith("devices/") and parts[2] == "status":
+            online = json.loads(payload).get("online")
+            if self.online.get(parts[1]) != online:
+                self.online[parts[1]] = online
+                return "online" if online else "offline"
+        elif topic.startswith("museum/beacons/") and parts[2] not in self.beacons:
+            self.beacons.add(parts[2])
+            health = json.loads(payload)
+            return ", ".join(f"{key} {health.get(key)}" for key in ("major", "minor", "rssi"))
+        return None
+
+
+async def _watch(broker, parking, seconds) -> CityView:
+    view = CityView()
+    async with aiomqtt.Client(broker.host, broker.port) as city:
+        await city.subscribe(PREFIX + "#", qos=1)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
                 async for message in city.messages:
-                    received += 1
-                    topic = str(message.topic).removeprefix("luciole/v1/issy/")
-                    at = time.monotonic() - start
-                    print(
-                        f"{at:6.1f} s  {topic:32} {describe(str(message.topic), message.payload)}"
-                    )
+                    topic = str(message.topic).removeprefix(PREFIX)
+                    line = view.take(topic, message.payload)
+                    if line is not None:
+                        clock = time.strftime("%H:%M:%S", time.gmtime(parking.now_s()))
+                        print(f"  {clock}  {topic:38} {line}", flush=True)
+    return view
 
-            viewer = asyncio.create_task(show())
-            sent = sum(await senders)
-            await asyncio.sleep(1.0)
-            viewer.cancel()
-        print(f"\n{sent} readings sent by {sensors} sensors, {received} messages seen by the city")
-        print(f"gateway log: {workdir / 'gateway.log'}")
-        return 0
-    finally:
-        gateway.stop()
-        for d in devices:
-            d.unplug()
-        broker.stop()
-        shutil.rmtree(workdir / "broker", ignore_errors=True)
+
+def _summary(view, parking, workdir):
+    truth = parking.truth()
+    seen = {bay: view.bays.get(bay) for bay in truth}
+    matching = sum(seen[bay] == truth[bay] for bay in truth)
+    changes = [t for _, t, _ in parking.street.truth if START_S < t <= parking.now_s()]
+    print(
+        f"\non the street: {len(changes)} arrivals and departures; the city got "
+        f"{sum(view.counts.values())} messages ("
+        + ", ".join(f"{n} on {kind}" for kind, n in view.counts.most_common())
+        + ")"
+    )
+    print(f"the city's view matches the street for {matching} of {len(truth)} bays")
+    for bay in truth:
+        if seen[bay] != truth[bay]:
+            print(
+                f"  {bay}: the street says {truth[bay]}, the city {seen[bay]} (a change of the "
+                "last seconds may still be on its way)"
+            )
+    print(f"logs: gateway {workdir / 'gateway.log'}, boards {workdir / 'world'}/*.log")

@@ -1,22 +1,39 @@
-"""The README's demo command runs the demo; here is the demo itself, shortened."""
+"""The README's demo command runs the demo; here is the demo itself, shortened: a street of real
+firmware sim boards and a beacon over the BLE air, the real gateway, a real broker."""
 
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+LUCIOLE = str(Path(sys.executable).parent / "luciole")
 
-def test_demo_shows_the_city_what_the_sensors_send():
+
+def test_demo_shows_the_city_the_street_and_the_beacon():
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "luciole"), "demo", "--seconds", "3", "--sensors", "2"],
+        [LUCIOLE, "demo", "--seconds", "20", "--bays", "4", "--speed", "30"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert re.search(r"devices/ps-0001/telemetry\s+seq=0, occupied=", done.stdout)
-    assert re.search(r"devices/ps-0002/status\s+\{\"online\": true", done.stdout)
-    sent, seen = map(
-        int, re.search(r"(\d+) readings sent by 2 sensors, (\d+) messages", done.stdout).groups()
+    out = done.stdout
+    assert "street      4 bays of rue-ernest-renan" in out
+    # every bay is published unknown, then as its sensor reports it (at boot, not at the
+    # 10-minute heartbeat)
+    for bay in range(4):
+        assert re.search(rf"parking/spots/bay-00{bay}\s+unknown", out)
+        assert re.search(rf"parking/spots/bay-00{bay}\s+(free|occupied)", out)
+        assert re.search(rf"devices/ps-bay-00{bay}/status\s+online", out)
+    assert re.search(r"parking/sites/rue-ernest-renan\s+\d+ free, \d+ occupied of 4", out)
+    assert re.search(r"museum/beacons/bcn-hall\s+major 3, minor 1, rssi -\d+", out)
+    matching = int(re.search(r"matches the street for (\d) of 4 bays", out).group(1))
+    assert matching >= 3  # a change in the last seconds may still be on its way
+
+
+def test_demo_refuses_a_bad_option_in_one_line():
+    done = subprocess.run(
+        [LUCIOLE, "demo", "--bays", "0"], capture_output=True, text=True, timeout=30
     )
-    assert sent > 0 and seen >= sent  # every reading, plus the status messages
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["luciole demo: --bays must be 1 to 30, got 0"]
