@@ -5,7 +5,8 @@ reply is JSON {"ok": true, "result": ...} or {"ok": false, "error": "..."}, publ
 request's response topic with its correlation data. MQTT 3.1.1 has no response topic: commands
 run, unanswered.
 
-- A command for this gateway (target = the gateway id) runs here.
+- A command for this gateway (target = the gateway id) runs here: `ping`, `status`, and those
+  the gateway's services add with `handle(name, handler)` (parking-close, parking-open).
 - A command for a device on a serial link goes to it as a COMMAND frame; the device's RESPONSE
   becomes the reply. A device that is offline gets it when it is back, if that happens within
   ttl_s (default DEFAULT_TTL_S, 0 = now or never); otherwise the reply says it expired.
@@ -31,7 +32,6 @@ log = logging.getLogger("luciole.commands")
 DEFAULT_TTL_S = 30.0
 MAX_TTL_S = 3600.0
 RESPONSE_TIMEOUT_S = 10.0
-GATEWAY_COMMANDS = ("ping", "status")
 WINDOW_POLL_S = 0.01  # a full link window frees up within an ACK's round trip
 
 
@@ -53,6 +53,11 @@ class Request:
 class Commands:
     def __init__(self, gateway):
         self.gateway = gateway
+        # the gateway's own commands: name -> handler(args) -> result, ValueError("reason")
+        self._handlers = {
+            "ping": lambda args: "pong",
+            "status": lambda args: json.loads(gateway.status_payload("online")),
+        }
         self._next_id = 0
         self._waiting: dict[int, Request] = {}  # command id -> sent, awaiting the RESPONSE
         self._queued: dict[str, list[Request]] = {}  # device id -> for when it is back
@@ -106,17 +111,25 @@ class Commands:
         request.args = args
         request.expires = time.monotonic() + min(ttl_s, MAX_TTL_S)
 
+    def handle(self, name: str, handler):
+        """Adds a gateway command: handler(args: dict) returns the result, or raises
+        ValueError("reason") for an error reply."""
+        self._handlers[name] = handler
+
     async def _run_here(self, request: Request):
-        if request.command == "ping":
-            await self.reply(request, result="pong")
-        elif request.command == "status":
-            await self.reply(request, result=json.loads(self.gateway.status_payload("online")))
-        else:
+        handler = self._handlers.get(request.command)
+        if handler is None:
+            known = ", ".join(sorted(self._handlers))
             await self.reply(
-                request,
-                error=f"unknown gateway command {request.command!r}; "
-                f"known: {', '.join(GATEWAY_COMMANDS)}",
+                request, error=f"unknown gateway command {request.command!r}; known: {known}"
             )
+            return
+        try:
+            result = handler(request.args)
+        except ValueError as e:
+            await self.reply(request, error=str(e))
+        else:
+            await self.reply(request, result=result)
 
     async def _route(self, request: Request):
         device = self.gateway.registry.devices[request.target]

@@ -19,7 +19,7 @@ from .config import GatewayConfig
 from .intake import Intake, ReadingPacks
 from .metrics import Metrics, serve
 from .museum import Museum
-from .parking import ParkingCommands, ParkingService
+from .parking import ParkingService
 from .registry import Device, Registry
 from .serial_port import SerialPort
 from .store import Message, Outbox
@@ -60,7 +60,10 @@ class Gateway:
                 config.parking.unknown_after_s,
                 self.uplink.retain,
             )
-        self.commands = (ParkingCommands if self.parking else Commands)(self)
+        self.commands = Commands(self)
+        if self.parking is not None:
+            for name, handler in self.parking.commands().items():
+                self.commands.handle(name, handler)
         # exhibit content onto the luminaires, when some luminaire has an exhibit
         self.museum = Museum(self) if any(d.exhibit for d in config.devices) else None
         self.uplink.on_connect = self._connected

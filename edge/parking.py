@@ -23,7 +23,6 @@ import time
 from datetime import UTC, datetime
 
 from . import parking_inventory
-from .commands import GATEWAY_COMMANDS, Commands
 
 log = logging.getLogger("luciole.parking")
 
@@ -167,6 +166,25 @@ class ParkingService:
         self._changed(spot_id)
         return self.describe(spot_id)
 
+    def commands(self) -> dict:
+        """The operator's commands on the gateway (cmd/{gateway}/NAME): name -> handler(args)."""
+        return {"parking-close": self._close_command, "parking-open": self._open_command}
+
+    def _close_command(self, args) -> dict:
+        _allowed(args, "parking-close", {"spot", "reason"})
+        reason = args.get("reason")
+        if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS):
+            raise ValueError(f'"reason" must be text of at most {MAX_REASON_CHARS} characters')
+        result = self.close(args["spot"], reason)
+        log.info("parking-close %s%s", args["spot"], f" ({reason})" if reason else "")
+        return result
+
+    def _open_command(self, args) -> dict:
+        _allowed(args, "parking-open", {"spot"})
+        result = self.open(args["spot"])
+        log.info("parking-open %s", args["spot"])
+        return result
+
     def describe(self, spot_id) -> dict:
         spot = self.spots[spot_id]
         return {
@@ -307,44 +325,12 @@ class ParkingService:
         }
 
 
+def _allowed(args, command, allowed):
+    if set(args) - allowed:
+        raise ValueError(f"{command} takes {' and '.join(sorted(allowed))}")
+    if "spot" not in args:
+        raise ValueError(f'{command} needs "spot": a bay id')
+
+
 def _json(entity) -> bytes:
     return json.dumps(entity, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-class ParkingCommands(Commands):
-    """The gateway's commands plus parking-close {"spot", "reason"} and parking-open {"spot"}."""
-
-    NAMES = (*GATEWAY_COMMANDS, "parking-close", "parking-open")
-
-    async def _run_here(self, request):
-        if request.command not in ("parking-close", "parking-open"):
-            if request.command in GATEWAY_COMMANDS:
-                await super()._run_here(request)
-            else:
-                known = ", ".join(self.NAMES)
-                await self.reply(
-                    request, error=f"unknown gateway command {request.command!r}; known: {known}"
-                )
-            return
-        args = request.args
-        try:
-            allowed = {"spot", "reason"} if request.command == "parking-close" else {"spot"}
-            if set(args) - allowed:
-                raise ValueError(f"{request.command} takes {' and '.join(sorted(allowed))}")
-            if "spot" not in args:
-                raise ValueError(f'{request.command} needs "spot": a bay id')
-            reason = args.get("reason")
-            if reason is not None and (
-                not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS
-            ):
-                raise ValueError(f'"reason" must be text of at most {MAX_REASON_CHARS} characters')
-            parking = self.gateway.parking
-            if request.command == "parking-close":
-                result = parking.close(args["spot"], reason)
-            else:
-                result = parking.open(args["spot"])
-        except ValueError as e:
-            await self.reply(request, error=str(e))
-            return
-        log.info("%s %s%s", request.command, args["spot"], f" ({reason})" if reason else "")
-        await self.reply(request, result=result)
