@@ -35,6 +35,10 @@ RUNTIME_ALIASES = ("link_uart", "status_led")  # the console's port, the LED `id
 # type and message) and name their source by module name, a qstr the board holds anyway.
 MPY_CROSS_OPTIONS = ("-X", "no-source-lines")
 RUNTIME = ("board.py", "config_store.py", "console.py", "runtime.py")
+# A board's protocols.cbor is the compact codec itself, compiled under the switch's name: the
+# switch, which picks cbor2 on CPython, would cost the board a module and its names for nothing.
+BOARD_MODULES = {Path("protocols/cbor.py"): Path("protocols/cbor_compact.py")}
+NOT_ON_BOARDS = {Path("protocols/cbor_compact.py"), Path("protocols/cbor_cpython.py")}
 
 
 def boards() -> list[str]:
@@ -79,6 +83,7 @@ def sources(board: dict, app: str) -> list[Path]:
     # as a package, and each module would cost the board a module object and three qstrs.
     files = [p.relative_to(SOURCE_ROOT) for p in (SOURCE_ROOT / "protocols").rglob("*.py")
              if p.name != "__init__.py"]  # fmt: skip
+    files = [f for f in files if f not in NOT_ON_BOARDS]
     files += [Path("firmware", name) for name in RUNTIME]
     files += [Path("firmware/apps", f"{app}.py")]
     # an app's helpers are the app modules it imports from its own folder
@@ -114,8 +119,9 @@ def build(board_name: str, app: str, out: Path) -> dict:
     for source in sources(board, app):
         target = staging / "lib" / source.with_suffix(".mpy")
         target.parent.mkdir(parents=True, exist_ok=True)
+        compiled = SOURCE_ROOT / BOARD_MODULES.get(source, source)
         done = subprocess.run(
-            [compiler, *MPY_CROSS_OPTIONS, "-s", source.stem, "-o", target, SOURCE_ROOT / source],
+            [compiler, *MPY_CROSS_OPTIONS, "-s", source.stem, "-o", target, compiled],
             capture_output=True,
             text=True,
         )
