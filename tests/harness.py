@@ -132,17 +132,30 @@ async def operator(broker):
     ) as client:
         inbox = f"ops/replies/{uuid.uuid4().hex}"
         await client.subscribe(inbox, qos=1)
+        waiting = {}  # correlation data -> the future of its ask: asks may run concurrently
+
+        async def replies():
+            async for message in client.messages:
+                answer = waiting.pop(message.properties.CorrelationData, None)
+                if answer is not None and not answer.done():
+                    answer.set_result(json.loads(message.payload))
 
         async def ask(target, command, payload=b"", timeout_s=10):
             correlation = uuid.uuid4().bytes
+            waiting[correlation] = answer = asyncio.get_running_loop().create_future()
             props = Properties(PacketTypes.PUBLISH)
             props.ResponseTopic, props.CorrelationData = inbox, correlation
-            await client.publish(
-                f"luciole/v1/issy/cmd/{target}/{command}", payload, qos=1, properties=props
-            )
-            async with asyncio.timeout(timeout_s):
-                async for message in client.messages:
-                    if message.properties.CorrelationData == correlation:
-                        return json.loads(message.payload)
+            try:
+                await client.publish(
+                    f"luciole/v1/issy/cmd/{target}/{command}", payload, qos=1, properties=props
+                )
+                async with asyncio.timeout(timeout_s):
+                    return await answer
+            finally:
+                waiting.pop(correlation, None)
 
-        yield ask
+        reader = asyncio.create_task(replies())
+        try:
+            yield ask
+        finally:
+            reader.cancel()

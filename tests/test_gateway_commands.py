@@ -40,7 +40,19 @@ async def test_commands_reach_the_device_and_answers_come_back(tmp_path, broker)
             status = await ask("gw-test", "status")
             assert status["ok"] and status["result"]["state"] == "online"
             answer = await ask("gw-test", "reboot")
-            assert not answer["ok"] and "unknown gateway command" in answer["error"]
+            assert answer == {
+                "ok": False,
+                "error": "unknown gateway command 'reboot'; known: ping, status",
+            }
+
+            # commands in flight together each get their own answer
+            answers = await asyncio.gather(
+                *(ask("lum-1", "echo", json.dumps({"args": {"n": n}}).encode()) for n in range(5)),
+                ask("gw-test", "ping"),
+            )
+            assert answers == [{"ok": True, "result": {"n": n}} for n in range(5)] + [
+                {"ok": True, "result": "pong"}
+            ]
 
             with pytest.raises(TimeoutError):  # another gateway's device: not ours to answer
                 await ask("ps-elsewhere", "echo", timeout_s=1.5)
