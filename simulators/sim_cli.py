@@ -20,8 +20,9 @@ def sim_command(subparsers):
         description="Starts the boards of a scenario, each the real firmware under MicroPython's "
         "unix port on the host_sim board, and the world they live in (time, sensors, the BLE air). "
         "Prints where to connect: each board's serial port (a pty, as /dev/ttyACM0) and, with "
-        "ble = true, the D-Bus address to give the gateway as DBUS_SYSTEM_BUS_ADDRESS. The last "
-        "line printed at start is one JSON object with the same, for programs. Runs until "
+        "ble = true, the D-Bus address to give the gateway as DBUS_SYSTEM_BUS_ADDRESS; with a "
+        "[street], the gateway config tables, bay inventory and ground truth it wrote for it. The "
+        "last line printed at start is one JSON object with the same, for programs. Runs until "
         "Ctrl-C, or for --duration-s. The scenario format is described in docs/simulator.md.",
     )
     parser.add_argument("--scenario", type=Path, required=True, metavar="FILE", help="TOML")
