@@ -27,50 +27,40 @@ _HELLO = const(1)  # board -> world: {"id"}; world -> board: {"sim_ms", "speed"}
 _FEED = const(2)  # watchdog feed
 _ADVERTISE = const(3)  # <I interval_ms> + advertising data
 _ADVERTISE_STOP = const(4)
-_LIGHT = const(5)  # <I chip_rate_hz> + chips
+_LIGHT = const(5)  # <I chip_rate_hz> + chips: a frame, or the last slice of one
 _MAGNETOMETER = const(6)  # board: a read request; world: <fff> microtesla
 _LED = const(7)  # one byte, 0 or 1
 _WATCHDOG = const(8)  # <I timeout_ms>
+_LIGHT_MORE = const(9)  # as LIGHT, a slice of a frame that the next LIGHT or LIGHT_MORE goes on
 _REBOOT_EXIT = const(75)  # exit status asking the simulator to start the board again
+_MAX_CHIP_RATE_HZ = const(4000000)  # host_sim.json's lifi_tx
 
 
 class World:
     # The connection to the simulator's world, which is every peripheral of this board but the
     # UART: one object serves as magnetometer, BLE radio, light, LED, battery and watchdog (one
-    # class rather than six: on a 64 KB heap each class costs its weight). Requests that expect
-    # an answer (a magnetometer read) wait their turn: the world answers in order.
-    def __init__(self, address, clock, instance):
-        host, port = address.rsplit(":", 1)
-        self._address = (host, int(port))
-        self._reader = self._writer = None
-        self._lock = None  # made at the first request: a board that never asks saves its heap
-        self._clock = clock
-        self.address = instance.get("mac", "02:00:00:00:00:00")  # the BLE address
-        self._battery_mv = instance.get("battery_mv", 3000)
-        self.max_chip_rate_hz = 4000000
+    # class rather than six: on a 64 KB heap each class costs its weight).
+    def __init__(self, hal, streams):
+        self._hal = hal  # its clock, and its instance: what the simulator says of this board
+        self._reader, self._writer = streams
+        self.address = hal.instance.get("mac", "02:00:00:00:00:00")  # the BLE address
+        self.slices = True  # transmit joins slices of a frame: the world sees the frame whole
+        self._air_rest = 0  # air time not slept yet, in 1/chip_rate_hz ms: slices add up exactly
 
-    async def connect(self, device_id):
-        self._reader, self._writer = await asyncio.open_connection(*self._address)
-        self.send(_HELLO, json.dumps({"id": device_id}).encode())
-        _, payload = await self._receive()
-        return json.loads(payload)
-
-    def send(self, op, payload=b""):
-        self._writer.write(struct.pack("<BI", op, len(payload)))
+    def send(self, op, payload=b"", data=b""):
+        # the message's payload is payload then data, written one after the other: not joined,
+        # which would copy them (a frame's chips, say)
+        self._writer.write(struct.pack("<BI", op, len(payload) + len(data)))
         self._writer.write(payload)
+        self._writer.write(data)
 
     async def request(self, op, payload=b""):
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            self.send(op, payload)
-            await self._writer.drain()
-            return (await self._receive())[1]
-
-    async def _receive(self):
-        header = await self._reader.readexactly(5)
-        op, length = struct.unpack("<BI", header)
-        return op, await self._reader.readexactly(length)
+        # The world answers requests in order, and they never overlap: the HELLO at start, then
+        # the magnetometer's reads, all from the parking sensor's one loop.
+        self.send(op, payload)
+        await self._writer.drain()
+        _, length = struct.unpack("<BI", await self._reader.readexactly(5))
+        return await self._reader.readexactly(length)
 
     # magnetometer
     def power(self, on):
@@ -80,19 +70,20 @@ class World:
         return struct.unpack("<fff", await self.request(_MAGNETOMETER))
 
     # BLE radio
-    def advertise(self, adv_data, interval_ms):
-        self.send(_ADVERTISE, struct.pack("<I", interval_ms) + adv_data)
+    def advertise(self, data, interval_ms):
+        self.send(_ADVERTISE, struct.pack("<I", interval_ms), data)
 
     def stop(self):
         self.send(_ADVERTISE_STOP)
 
-    # Li-Fi light
-    async def transmit(self, chips, chip_rate_hz):
-        if not 0 < chip_rate_hz <= self.max_chip_rate_hz:
-            raise ValueError("chip rate must be 1 to %d Hz" % self.max_chip_rate_hz)
-        self.send(_LIGHT, struct.pack("<I", chip_rate_hz) + chips)
+    # Li-Fi light: a frame's chips, whole or in slices (more: the next call goes on with it)
+    async def transmit(self, chips, chip_rate_hz, more=False):
+        if not 0 < chip_rate_hz <= _MAX_CHIP_RATE_HZ:
+            raise ValueError("chip rate must be 1 to %d Hz" % _MAX_CHIP_RATE_HZ)
+        self.send(_LIGHT_MORE if more else _LIGHT, struct.pack("<I", chip_rate_hz), chips)
         await self._writer.drain()
-        await self._clock.sleep_ms(len(chips) * 8000 // chip_rate_hz)  # the light's air time
+        air_ms, self._air_rest = divmod(len(chips) * 8000 + self._air_rest, chip_rate_hz)
+        await self._hal.sleep_ms(air_ms)  # the light's air time
 
     # status LED
     def on(self):
@@ -103,13 +94,10 @@ class World:
 
     # battery
     def read_mv(self):
-        return self._battery_mv
+        return self._hal.instance.get("battery_mv", 3000)
 
-    # watchdog: the world resets the board (kills and restarts its process) when feeds stop
-    def watch(self, timeout_ms):
-        self.send(_WATCHDOG, struct.pack("<I", timeout_ms))
-        return self
-
+    # watchdog (Hal.watchdog starts it): the world resets the board (kills and restarts its
+    # process) when feeds stop
     def feed(self):
         self.send(_FEED)
 
@@ -126,14 +114,17 @@ class Hal:
         self._sim0_ms = 0
         self._local0_ms = time.ticks_ms()
         self.world = None
-        self._stdin = self._stdout = None
+        self._stdin = asyncio.StreamReader(sys.stdin.buffer)
+        self._stdout = asyncio.StreamWriter(sys.stdout.buffer)
         self._draining = False
 
     async def start(self):
         address = self.instance.get("world")
         if address:
-            self.world = World(address, self, self.instance)
-            welcome = await self.world.connect(self.default_id())
+            host, port = address.rsplit(":", 1)
+            self.world = World(self, await asyncio.open_connection(host, int(port)))
+            hello = json.dumps({"id": self.default_id()}).encode()
+            welcome = json.loads(await self.world.request(_HELLO, hello))
             self.speed = welcome["speed"]
             self._sim0_ms = welcome["sim_ms"]
             self._local0_ms = time.ticks_ms()
@@ -150,19 +141,15 @@ class Hal:
         return self.instance.get("id", "sim-0000")
 
     def open(self, alias):
-        kind = self.board["aliases"][alias]["kind"]
-        if kind == "uart":
-            if self._stdin is None:
-                self._stdin = asyncio.StreamReader(sys.stdin.buffer)
-                self._stdout = asyncio.StreamWriter(sys.stdout.buffer)
+        if self.board["aliases"][alias]["kind"] == "uart":
             return self
         if self.world is None:
             raise OSError("%s needs the simulator's world (LUCIOLE_SIM names none)" % alias)
         return self.world
 
-    # UART
+    # UART: small reads, so each takes a buffer of 129 bytes (a 1 KB link frame comes in several)
     async def read(self):
-        return await self._stdin.read(512)
+        return await self._stdin.read(128)
 
     def write(self, data):
         self._stdout.write(data)  # writes at once what the pty takes, buffers the rest
@@ -177,7 +164,8 @@ class Hal:
     def watchdog(self, timeout_ms):
         if self.world is None:
             return self  # nobody could reset the board: the console still works (device tests)
-        return self.world.watch(timeout_ms)
+        self.world.send(_WATCHDOG, struct.pack("<I", timeout_ms))
+        return self.world
 
     def feed(self):
         pass

@@ -39,6 +39,7 @@ BLOCK_BYTES = const(4)  # payload bytes between two runs of compensation
 CRC_BYTES = const(4)
 
 _PAD = const(0xA)  # 4B6B: the 4 chips closing an odd byte count, balanced
+_SPAN_BYTES = const(32)  # payload bytes coded at a time when no compensation splits them
 # Line codes by nibble (16 bytes each, not 512-byte tables by byte: a board's heap is small).
 # The 8 chips of each nibble 0..15 in Manchester (bit 1 -> 10, bit 0 -> 01)
 CODES_MANCHESTER = b"\x55\x56\x59\x5a\x65\x66\x69\x6a\x95\x96\x99\x9a\xa5\xa6\xa9\xaa"
@@ -52,11 +53,6 @@ def chips_per_byte(line_code):
     if line_code == CODE_4B6B:
         return 12
     raise ValueError("unknown line code")
-
-
-def _coded_bytes(n, line_code):
-    # chip bytes of n line-coded bytes (4B6B pads an odd count with 4 chips)
-    return (n * chips_per_byte(line_code) + 7) // 8
 
 
 def dimming_ratio(level_pct):
@@ -81,8 +77,10 @@ def frame_chips(payload_len, line_code, level_pct=50):
     if not 0 <= payload_len <= MAX_PAYLOAD:
         raise ValueError("payload longer than MAX_PAYLOAD")
     full, rest = divmod(payload_len + CRC_BYTES, BLOCK_BYTES)
-    balanced = HEAD_CHIP_BYTES + full * _coded_bytes(BLOCK_BYTES, line_code)
-    balanced = 8 * (balanced + _coded_bytes(rest, line_code))
+    chip_bits = chips_per_byte(line_code)
+    # line-coded blocks, and the last partial one (4B6B pads an odd byte count with 4 chips)
+    balanced = HEAD_CHIP_BYTES + full * BLOCK_BYTES * chip_bits // 8 + (rest * chip_bits + 7) // 8
+    balanced *= 8
     return balanced + compensation_chips(level_pct, balanced)
 
 
@@ -116,7 +114,7 @@ def _code(out, pos, src, start, end, line_code):
 
 def encode_bytes(data, line_code):
     # The chips of data alone, line-coded (4B6B pads an odd count with 4 chips 1010).
-    out = bytearray(_coded_bytes(len(data), line_code))
+    out = bytearray((len(data) * chips_per_byte(line_code) + 7) // 8)
     _code(out, 0, data, 0, len(data), line_code)
     return bytes(out)
 
@@ -145,15 +143,18 @@ def crc16(data, n):
     return crc
 
 
-def encode_into(out, payload, line_code, level_pct=50):
-    # Writes the chips of one frame into out (a bytearray of at least frame_chips() / 8 bytes,
-    # reusable from frame to frame: no allocation but a few bytes); returns the chip bytes used.
+def encode_slices(out, payload, line_code, level_pct=50):
+    # The chips of one frame, slice by slice, in out (a bytearray of 128 bytes or more, reused
+    # from slice to slice): yields the count of chip bytes ready at out[0:count], to be sent
+    # before the next slice is asked for. Sent one after another, the slices are the frame's
+    # chips; all but the last are whole 32-bit words (rp2's PIO takes 32 chips at a time).
     n = len(payload)
-    size = frame_chips(n, line_code, level_pct) // 8
-    if len(out) < size:
-        raise ValueError("out is too small")
+    frame_chips(n, line_code, level_pct)  # ValueError for a length, line code or level
+    chip_bits = chips_per_byte(line_code)
     num, den, fill = dimming_ratio(level_pct)
     owed = HEAD_CHIP_BYTES * num // den
+    if len(out) < owed + HEAD_CHIP_BYTES:
+        raise ValueError("out is too small")
     pos = _fill(out, 0, owed, fill)
     pos = _fill(out, pos, PREAMBLE_CHIPS // 8, 0xAA)
     out[pos] = SFD[0]
@@ -164,18 +165,33 @@ def encode_into(out, payload, line_code, level_pct=50):
     tail = bytearray(n - whole + CRC_BYTES)
     tail[: n - whole] = payload[whole:]
     struct.pack_into(">I", tail, n - whole, crc32(payload))
-    if not num:
-        pos = _code(out, pos, payload, 0, whole, line_code)
-        return _code(out, pos, tail, 0, len(tail), line_code)
+    span = BLOCK_BYTES if num else _SPAN_BYTES  # compensation, if any, follows every block
     balanced = HEAD_CHIP_BYTES
     for src, end in ((payload, whole), (tail, len(tail))):
-        for start in range(0, end, BLOCK_BYTES):
-            block = _code(out, pos, src, start, min(start + BLOCK_BYTES, end), line_code)
-            balanced += block - pos
-            due = balanced * num // den
-            pos = _fill(out, block, due - owed, fill)
+        for start in range(0, end, span):
+            stop = min(start + span, end)
+            coded = ((stop - start) * chip_bits + 7) >> 3
+            due = (balanced + coded) * num // den
+            if pos + coded + due - owed > len(out):  # out is full: send it, whole words only
+                rest = pos & 3
+                if rest + coded + due - owed > len(out):
+                    raise ValueError("out is too small")
+                yield pos - rest
+                out[:rest] = out[pos - rest : pos]
+                pos = rest
+            pos = _fill(out, _code(out, pos, src, start, stop, line_code), due - owed, fill)
+            balanced += coded
             owed = due
-    return pos
+    yield pos
+
+
+def encode_into(out, payload, line_code, level_pct=50):
+    # Writes the chips of one frame into out (a bytearray of at least frame_chips() / 8 bytes,
+    # reusable from frame to frame: no allocation but the encoder's state, ~0.5 KB on a 64-bit
+    # board); returns the chip bytes used.
+    if len(out) < frame_chips(len(payload), line_code, level_pct) // 8:
+        raise ValueError("out is too small")
+    return next(encode_slices(out, payload, line_code, level_pct))  # one slice: the frame
 
 
 def encode_frame(payload, line_code, level_pct=50):

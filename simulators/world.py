@@ -35,6 +35,7 @@ from .firmware_build import build
 from .micropython import interpreter
 
 HELLO, FEED, ADVERTISE, ADVERTISE_STOP, LIGHT, MAGNETOMETER, LED, WATCHDOG = range(1, 9)
+LIGHT_MORE = 9  # a slice of a frame: the LIGHT_MORE and LIGHT that follow go on with it
 REBOOT_EXIT = 75  # boards/hal_unix.py: the board asks to be started again
 EARTH_FIELD_UT = (20.0, 0.0, -43.0)  # Paris: ~20 uT north, ~43 uT down
 # The boards' heap. The goal is 64k (-X heapsize=64k), which only the beacon meets yet on this
@@ -78,6 +79,7 @@ class SimBoard:
         self.watchdog_ms = None
         self.fed_ms = 0
         self.feeds = 0  # FEEDs received: `luciole bench firmware` times the boards by them
+        self.light_slices = bytearray()  # the chips of a frame that comes in slices, so far
         self.writer: asyncio.StreamWriter | None = None
         self.connected = asyncio.Event()
 
@@ -319,6 +321,7 @@ class World:
         except (KeyError, TypeError, ValueError):
             return None  # not one of this world's boards
         board.writer = writer
+        board.light_slices = bytearray()  # a frame cut short by a reset never went on air whole
         welcome = {"sim_ms": int(self.now_s() * 1000), "speed": self.speed}
         _send(writer, HELLO, json.dumps(welcome).encode())
         board.connected.set()
@@ -340,9 +343,13 @@ class World:
             self._on_air(board)
         elif op == ADVERTISE_STOP:
             board.advert = None
+        elif op == LIGHT_MORE:  # a slice of a frame: the light hook gets the frame whole
+            board.light_slices += memoryview(payload)[4:]
         elif op == LIGHT:
             chip_rate_hz = struct.unpack_from("<I", payload)[0]
-            self.light(board, payload[4:], chip_rate_hz)
+            chips = bytes(board.light_slices + memoryview(payload)[4:])
+            board.light_slices = bytearray()
+            self.light(board, chips, chip_rate_hz)
         elif op == LED:
             board.led = payload == b"\x01"
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from luciole.edge.lifi_rx import PhyReceiver
 from luciole.protocols import lifi_phy
+from luciole.protocols.lifi_phy_encode import encode_slices
 from luciole.simulators.optical import OpticalChannel
 
 CHIP_RATE_HZ = 1_000_000
@@ -174,6 +175,20 @@ def test_the_flicker_check_catches_compensation_only_between_frames():
     light = np.unpackbits(np.frombuffer((frame + run) * 10, dtype=np.uint8)).astype(float)
     assert abs(100 * light.mean() - 80) < 0.1
     assert flicker_points(light) > 10  # 30 points at the frame rate
+
+
+@given(
+    payload=st.binary(max_size=lifi_phy.MAX_PAYLOAD),
+    code=st.sampled_from(list(LINE_CODES.values())),
+    level_pct=st.integers(lifi_phy.LEVEL_MIN, lifi_phy.LEVEL_MAX),
+    out_bytes=st.integers(128, 4096),
+)
+def test_a_frame_sent_in_slices_is_the_whole_frame(payload, code, level_pct, out_bytes):
+    # the shared vectors check every level under both interpreters; this, any payload and size
+    out = bytearray(out_bytes)
+    slices = [bytes(out[:used]) for used in encode_slices(out, payload, code, level_pct)]
+    assert b"".join(slices) == lifi_phy.encode_frame(payload, code, level_pct)
+    assert all(len(s) % 4 == 0 for s in slices[:-1])  # whole 32-bit words but the last
 
 
 def test_dimming_costs_airtime_away_from_half_level():

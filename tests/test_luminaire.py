@@ -18,7 +18,7 @@ from luciole.edge import lifi_carousel
 from luciole.protocols import cbor, lifi_phy, link
 from luciole.simulators.mosquitto import Mosquitto
 from luciole.simulators.museum import Museum
-from luciole.simulators.world import BoardSpec, World
+from luciole.simulators.world import LIGHT_MORE, BoardSpec, World
 
 CHIP_RATE_HZ = 200_000  # light on the CPU: two visitors' DSP stay far below real time
 LINE_CODE = "4b6b"
@@ -237,6 +237,30 @@ async def test_dimming_is_honoured_and_survives_a_power_cut(luminaire):
     assert {frame.version for frame in after} == {1}  # the carousel resumed from flash
     status = (await console.call("lifi-status"))["result"]
     assert (status["version"], status["level_pct"]) == (1, 80)
+
+
+async def test_the_light_is_the_encoders_frames_though_the_board_sends_them_in_slices(luminaire):
+    world, _, _, console = luminaire
+    rng = random.Random(5)
+    payloads = [rng.randbytes(lifi_phy.MAX_PAYLOAD), rng.randbytes(37), b""]
+    seen = []  # each frame the world handed to the light hook, whole
+    hear = world.light
+    world.light = lambda board, chips, rate_hz: (seen.append(chips), hear(board, chips, rate_hz))
+    ops = []  # each message the board sent the world
+    handle = world._handle
+    world._handle = lambda b, writer, op, data: (ops.append(op), handle(b, writer, op, data))
+    await console.upload(1, payloads)
+    assert (await console.commit(1))["ok"]
+    assert (await console.call("dim", {"level_pct": 10}))["ok"]
+    dimmed = len(seen) + 1  # the frame on air may predate the command
+    await wait_until(lambda: len(seen) >= dimmed + 6, 30, "dimmed frames")
+
+    code = lifi_phy.CODE_4B6B
+    expected = {lifi_phy.encode_frame(p, code, lvl): lvl for p in payloads for lvl in (50, 10)}
+    assert all(chips in expected for chips in seen)  # chip for chip, whatever the level
+    assert {expected[chips] for chips in seen[dimmed:]} == {10}
+    assert set(seen[dimmed:]) == {lifi_phy.encode_frame(p, code, 10) for p in payloads}
+    assert ops.count(LIGHT_MORE) > len(seen)  # the board sent them in slices
 
 
 def mean_level(frames):

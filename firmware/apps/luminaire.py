@@ -1,17 +1,17 @@
 # Li-Fi luminaire controller: loops the carousel of MAC frames the gateway prepared
-# (docs/lifi-content.md) through its light, frame by frame with lifi_phy.encode_into.
+# (docs/lifi-content.md) through its light, frame by frame with lifi_phy_encode.encode_slices.
 #
 # The gateway uploads a new carousel over the device link: COMMAND lifi-begin {version, frames,
 # chip_rate_hz, line_code}, then `frames` LIFI frames of cbor [version, index, payload], then
 # COMMAND lifi-commit {version}. Frames go to flash as they come, into the one of two slot files
 # that is not on air, so the old carousel keeps shining until the commit; the commit is a single
 # config-store write (atomic) naming the new file, and a rebooted luminaire resumes from it.
-# Only the frame being sent is in RAM (one slot, one chip buffer, both reused).
+# Only the frame being sent is in RAM (one slot, one chip buffer, both reused); where the light
+# takes a frame in slices, the chip buffer holds one slice (256 bytes, not 2 to 10 KB).
 import os
 import struct
 
-from protocols import cbor, link
-from protocols import lifi_phy_encode as lifi_phy  # the encoding half only: less heap
+from protocols import cbor, lifi_phy_encode, link  # the PHY's encoding half only: less heap
 
 try:
     from micropython import const
@@ -22,13 +22,14 @@ except ImportError:
 
 
 REQUIRES = ("link_uart", "lifi_tx")
-SLOT_BYTES = const(1002)  # payload length (2 bytes) + lifi_phy.MAX_PAYLOAD
-MAX_FRAMES = const(2048)  # a carousel of 1,000-byte frames this long fills a board's flash
-MISSING_SHOWN = const(8)  # ranges of indexes a refused commit names (then "...")
-IDLE_MS = const(250)  # nothing to send yet: look again after this
-LEVEL_DEFAULT = const(50)  # not dimmed
+_SLOT_BYTES = const(1002)  # payload length (2 bytes) + lifi_phy_encode.MAX_PAYLOAD
+_SLICE_BYTES = const(256)  # chip bytes encoded at a time when the light takes slices
+_MAX_FRAMES = const(2048)  # a carousel of 1,000-byte frames this long fills a board's flash
+_MISSING_SHOWN = const(8)  # ranges of indexes a refused commit names (then "...")
+_IDLE_MS = const(250)  # nothing to send yet, or a bad slot: look again after this
+_LEVEL_DEFAULT = const(50)  # not dimmed
 FILES = ("lifi-a.dat", "lifi-b.dat")
-LINE_CODES = {"manchester": lifi_phy.MANCHESTER, "4b6b": lifi_phy.CODE_4B6B}
+LINE_CODES = {"manchester": lifi_phy_encode.MANCHESTER, "4b6b": lifi_phy_encode.CODE_4B6B}
 
 
 def _int(args, key, low, high):
@@ -48,7 +49,7 @@ def _missing(received, frames):
         if not have and first is None:
             first = i
         elif have and first is not None:
-            if len(ranges) == MISSING_SHOWN:
+            if len(ranges) == _MISSING_SHOWN:
                 ranges.append("...")
                 break
             ranges.append(str(first) if first == i - 1 else "%d-%d" % (first, i - 1))
@@ -58,38 +59,34 @@ def _missing(received, frames):
 
 class Luminaire:
     def __init__(self, hal, device):
+        self._hal = hal
         self._device = device
-        self._folder = hal.storage
-        self._max_chip_rate_hz = hal.board["aliases"]["lifi_tx"].get("max_chip_rate_hz", 1000000)
         # on air: {"version", "frames", "file", "chip_rate_hz", "line_code"}, or None
         self.current = device.config.get("lifi")
-        if self.current is not None and not self._exists(self.current["file"]):
-            device.log("error", "lifi: %s is gone, nothing to send" % self.current["file"])
-            self.current = None
-        self.level_pct = device.config.get("level_pct", LEVEL_DEFAULT)
+        if self.current is not None:
+            try:
+                os.stat(hal.storage + self.current["file"])
+            except OSError:
+                device.log("error", "lifi: %s is gone, nothing to send" % self.current["file"])
+                self.current = None
+        self.level_pct = device.config.get("level_pct", _LEVEL_DEFAULT)
         self.sent = 0  # frames sent of the current carousel since boot or commit
         self._staging = None  # the lifi-begin args, plus "file"
         self._received = None  # bitmap of the staged indexes
-
-    def _exists(self, name):
-        try:
-            os.stat(self._folder + name)
-            return True
-        except OSError:
-            return False
 
     # -- console ------------------------------------------------------------------------------
 
     def begin(self, args):
         version = _int(args, "version", 0, 0xFFFFFFFF)
-        frames = _int(args, "frames", 1, MAX_FRAMES)
-        chip_rate_hz = _int(args, "chip_rate_hz", 1, self._max_chip_rate_hz)
+        frames = _int(args, "frames", 1, _MAX_FRAMES)
+        light = self._hal.board["aliases"]["lifi_tx"]
+        chip_rate_hz = _int(args, "chip_rate_hz", 1, light.get("max_chip_rate_hz", 1000000))
         line_code = args.get("line_code")
         if line_code not in LINE_CODES:
             raise ValueError("line_code must be manchester or 4b6b, got %r" % (line_code,))
         on_air = self.current["file"] if self.current else None
         name = FILES[1] if on_air == FILES[0] else FILES[0]
-        open(self._folder + name, "wb").close()  # a restarted upload starts afresh
+        open(self._hal.storage + name, "wb").close()  # a restarted upload starts afresh
         self._staging = {
             "version": version,
             "frames": frames,
@@ -113,16 +110,16 @@ class Luminaire:
             return
         if staging is None or version != staging["version"]:
             return  # an upload since restarted, or the retransmission of a committed one
-        if not (0 <= index < staging["frames"]) or len(payload) > lifi_phy.MAX_PAYLOAD:
+        if not (0 <= index < staging["frames"]) or len(payload) > lifi_phy_encode.MAX_PAYLOAD:
             self._device.log(
                 "warning", "lifi: frame %r of %d bytes refused" % (index, len(payload))
             )
             return
-        offset = index * SLOT_BYTES
-        with open(self._folder + staging["file"], "r+b") as f:
+        offset = index * _SLOT_BYTES
+        with open(self._hal.storage + staging["file"], "r+b") as f:
             size = f.seek(0, 2)
             while size < offset:  # frames may come out of order: fill the gap with empty slots
-                size += f.write(bytes(min(SLOT_BYTES, offset - size)))
+                size += f.write(bytes(min(_SLOT_BYTES, offset - size)))
             f.seek(offset)
             f.write(struct.pack(">H", len(payload)))
             f.write(payload)
@@ -145,14 +142,14 @@ class Luminaire:
         self.sent = 0
         self._staging = self._received = None
         if current is not None:
-            open(self._folder + current["file"], "wb").close()  # its flash is free again
+            open(self._hal.storage + current["file"], "wb").close()  # its flash is free again
         self._device.log(
             "info", "lifi: version %d on air, %d frames" % (version, staging["frames"])
         )
         return {"ok": True, "version": version, "frames": staging["frames"]}
 
     def dim(self, args):
-        level_pct = _int(args, "level_pct", lifi_phy.LEVEL_MIN, lifi_phy.LEVEL_MAX)
+        level_pct = _int(args, "level_pct", lifi_phy_encode.LEVEL_MIN, lifi_phy_encode.LEVEL_MAX)
         self._device.config.update({"level_pct": level_pct})
         self.level_pct = level_pct  # from the next frame on
         return {"ok": True, "level_pct": level_pct}
@@ -173,39 +170,49 @@ class Luminaire:
     # -- light --------------------------------------------------------------------------------
 
     async def run(self, hal):
+        while self.current is None:  # nothing on air yet: no buffers while the first upload comes
+            await hal.clock.sleep_ms(_IDLE_MS)
         light = hal.open("lifi_tx")
-        slot = bytearray(SLOT_BYTES)
+        slot = bytearray(_SLOT_BYTES)
         payloads = memoryview(slot)
-        chips = bytearray(0)  # grown to the largest frame at the current level and line code
+        # A light that joins a frame's slices without a gap (host_sim's) gets the frame in slices
+        # of one small buffer; any other gets it whole, the buffer grown to the largest frame.
+        sliced = getattr(light, "slices", False)
+        chips = bytearray(_SLICE_BYTES if sliced else 0)
+        view = memoryview(chips)
         f = name = None
         index = 0
         while True:
-            current = self.current
-            if current is None:
-                await hal.clock.sleep_ms(IDLE_MS)
-                continue
+            current = self.current  # never None again: a commit only replaces it
             if current["file"] != name:  # a commit: the new carousel from its first frame
                 if f is not None:
                     f.close()
                 name = current["file"]
-                f = open(self._folder + name, "rb")
+                f = open(self._hal.storage + name, "rb")
                 index = 0
             if index >= current["frames"]:
                 index = 0
-            f.seek(index * SLOT_BYTES)
+            f.seek(index * _SLOT_BYTES)
             f.readinto(slot)
             n = struct.unpack_from(">H", slot, 0)[0]
-            if n > lifi_phy.MAX_PAYLOAD:  # a flash fault: skip the slot rather than crash
+            if n > lifi_phy_encode.MAX_PAYLOAD:  # a flash fault: skip the slot rather than crash
                 index += 1
-                await hal.clock.sleep_ms(IDLE_MS)
+                await hal.clock.sleep_ms(_IDLE_MS)
                 continue
             line_code = LINE_CODES[current["line_code"]]
-            size = lifi_phy.frame_chips(n, line_code, self.level_pct) // 8
-            if len(chips) < size:
-                chips = None  # the old buffer is garbage before the new one is taken
-                chips = bytearray(size)
-            used = lifi_phy.encode_into(chips, payloads[2 : 2 + n], line_code, self.level_pct)
-            await light.transmit(memoryview(chips)[:used], current["chip_rate_hz"])
+            level_pct = self.level_pct  # a dim command while the frame is on air waits for the next
+            left = lifi_phy_encode.frame_chips(n, line_code, level_pct) // 8  # chip bytes to send
+            if len(chips) < left and not sliced:
+                chips = view = None  # the old buffer is garbage before the new one is taken
+                chips = bytearray(left)
+                view = memoryview(chips)
+            payload = payloads[2 : 2 + n]
+            for used in lifi_phy_encode.encode_slices(chips, payload, line_code, level_pct):
+                left -= used
+                if left:
+                    await light.transmit(view[:used], current["chip_rate_hz"], True)  # more
+                else:
+                    await light.transmit(view[:used], current["chip_rate_hz"])
             self.sent += 1
             index += 1
 

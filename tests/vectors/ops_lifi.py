@@ -4,9 +4,9 @@
 from binascii import crc32
 
 try:
-    from luciole.protocols import lifi_phy
+    from luciole.protocols import lifi_phy, lifi_phy_encode
 except ImportError:
-    from protocols import lifi_phy
+    from protocols import lifi_phy, lifi_phy_encode
 
 _CODES = {"manchester": lifi_phy.MANCHESTER, "4b6b": lifi_phy.CODE_4B6B}
 
@@ -46,6 +46,27 @@ def _summary(spec):
     }
 
 
+def _slices(spec):
+    # Every level, each payload length and each size of out: the frames whose slices, sent one
+    # after another, are not encode_frame's chips, or whose slices but the last are not whole
+    # 32-bit words; [] when all are right.
+    wrong = []
+    for level in range(lifi_phy.LEVEL_MIN, lifi_phy.LEVEL_MAX + 1):
+        for n in spec["payload_lens"]:
+            payload = _payload({"payload_len": n})
+            frame = lifi_phy.encode_frame(payload, _code(spec), level)
+            for size in spec["slice_bytes"]:
+                out = bytearray(size)
+                at = 0
+                right = True
+                for used in lifi_phy_encode.encode_slices(out, payload, _code(spec), level):
+                    right = right and not at & 3 and out[:used] == frame[at : at + used]
+                    at += used
+                if not right or at != len(frame):
+                    wrong.append([level, n, size])
+    return wrong
+
+
 def _decode(chips_hex):
     return lifi_phy.decode_frame(bytes.fromhex(chips_hex)).hex()
 
@@ -66,6 +87,7 @@ OPS = {
     "line_code": _line_code,
     "encode": _encode,
     "summary": _summary,
+    "slices": _slices,
     "decode": _decode,
     "header": _header,
     "frame_chips": _frame_chips,
