@@ -1,6 +1,7 @@
 # What the rp2 and esp32 HALs share: MicroPython's machine module and BLE through
 # micropython-lib's aioble (installed on the board with `mpremote mip install aioble`).
 import asyncio
+import os
 import sys
 import time
 
@@ -94,6 +95,11 @@ class Hal:
 
     def default_id(self):
         return "dev-" + "".join("%02x" % b for b in machine.unique_id())
+
+    def storage_free(self):
+        # bytes the filesystem can still take (littlefs: whole blocks)
+        stat = os.statvfs(self.storage)
+        return stat[1] * stat[4]
 
     def open(self, alias):
         driver = self._drivers.get(alias)

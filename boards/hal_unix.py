@@ -5,7 +5,7 @@
 # watchdog are messages on a TCP connection to the simulator's world (docs/simulator.md):
 #   op (1 byte) | length (4 bytes, little-endian) | payload
 # The simulator describes this board instance in the environment variable LUCIOLE_SIM (JSON):
-#   {"id", "world": "127.0.0.1:PORT", "storage": folder, "mac", "battery_mv"}
+#   {"id", "world": "127.0.0.1:PORT", "storage": folder, "mac", "battery_mv", "flash_kb"}
 # and time runs `speed` times faster than the wall clock, as the world says when the board joins.
 import asyncio
 import json
@@ -139,6 +139,16 @@ class Hal:
 
     def default_id(self):
         return self.instance.get("id", "sim-0000")
+
+    def storage_free(self):
+        # bytes the board's filesystem can still take: its flash as the simulator gives it
+        # ("flash_kb") less what the board's files take, else what the host's disk has
+        flash_kb = self.instance.get("flash_kb")
+        if flash_kb is None:
+            stat = os.statvfs(self.storage)
+            return stat[1] * stat[4]
+        used = sum(os.stat(self.storage + name)[6] for name in os.listdir(self.storage))
+        return max(flash_kb * 1024 - used, 0)
 
     def open(self, alias):
         if self.board["aliases"][alias]["kind"] == "uart":

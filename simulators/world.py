@@ -56,6 +56,7 @@ class BoardSpec:
     mac: str = ""
     config: dict = field(default_factory=dict)  # written to the board's config store at first boot
     battery_mv: int = 3000
+    flash_kb: int | None = None  # the board's filesystem size (default: the host disk's room)
 
 
 class SimBoard:
@@ -116,6 +117,7 @@ class SimBoard:
             "storage": str(self.storage),
             "mac": self.spec.mac,
             "battery_mv": self.spec.battery_mv,
+            "flash_kb": self.spec.flash_kb,
         }
         # host_sim's HAL comes first on the path, and host_sim's definition (as built for this
         # app) replaces the build's: a build for a real board runs unchanged

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import random
+import re
 
 import aiomqtt
 import pytest
@@ -326,3 +327,23 @@ exhibit = "{EXHIBIT}"
                 assert abs(mean_level(dimmed) - 0.7) < 0.002
             finally:
                 gw.stop()
+
+
+async def test_a_carousel_the_flash_cannot_hold_is_refused_at_begin(tmp_path):
+    # a board with 256 KB of filesystem: 300 frames of 1,002-byte slots would fail half-way
+    async with World(tmp_path / "world") as world:
+        board = world.add(BoardSpec("lum-small", "luminaire", flash_kb=256))
+        console = Console(board.tty_path)
+        try:
+            await console.hello()
+            begin = {"version": 1, "frames": 300, "chip_rate_hz": CHIP_RATE_HZ,
+                     "line_code": LINE_CODE}  # fmt: skip
+            refused = await console.call("lifi-begin", begin)
+            assert not refused["ok"]
+            assert re.fullmatch(
+                r"not enough flash for 300 frames: 294 KB needed, 25\d KB free", refused["error"]
+            ), refused
+            begin["frames"] = 200
+            assert (await console.call("lifi-begin", begin))["ok"]
+        finally:
+            console.close()

@@ -87,6 +87,12 @@ class Luminaire:
         on_air = self.current["file"] if self.current else None
         name = FILES[1] if on_air == FILES[0] else FILES[0]
         open(self._hal.storage + name, "wb").close()  # a restarted upload starts afresh
+        free = self._hal.storage_free()  # beside the carousel on air, which stays until commit
+        if frames * _SLOT_BYTES > free:
+            raise ValueError(
+                "not enough flash for %d frames: %d KB needed, %d KB free"
+                % (frames, frames * _SLOT_BYTES // 1024 + 1, free // 1024)
+            )
         self._staging = {
             "version": version,
             "frames": frames,
@@ -116,13 +122,17 @@ class Luminaire:
             )
             return
         offset = index * _SLOT_BYTES
-        with open(self._hal.storage + staging["file"], "r+b") as f:
-            size = f.seek(0, 2)
-            while size < offset:  # frames may come out of order: fill the gap with empty slots
-                size += f.write(bytes(min(_SLOT_BYTES, offset - size)))
-            f.seek(offset)
-            f.write(struct.pack(">H", len(payload)))
-            f.write(payload)
+        try:
+            with open(self._hal.storage + staging["file"], "r+b") as f:
+                size = f.seek(0, 2)
+                while size < offset:  # frames may come out of order: fill the gap with empty slots
+                    size += f.write(bytes(min(_SLOT_BYTES, offset - size)))
+                f.seek(offset)
+                f.write(struct.pack(">H", len(payload)))
+                f.write(payload)
+        except OSError as e:  # a flash fault: the commit names the frame missing
+            self._device.log("warning", "lifi: frame %d not stored: %s" % (index, e))
+            return
         self._received[index >> 3] |= 1 << (index & 7)
 
     def commit(self, args):
