@@ -6,7 +6,8 @@
 - The CMS publishes the manifest and the objects retained (museum_content.ExhibitContent checks
   them). Content that cannot be broadcast is refused with its one-line reason on
   museum/exhibits/{exhibit}/broadcast (state "rejected") and in the log; the luminaires keep
-  what they broadcast.
+  what they broadcast. Deleting the retained manifest (an empty payload) withdraws the content:
+  the luminaires are cleared (COMMAND lifi-clear) and go dark.
 - Complete content is prepared (RaptorQ carousel, in a thread) and pushed to every connected
   luminaire of the exhibit over its serial link: COMMAND lifi-begin, the frames as LIFI frames
   (body CBOR [version, index, payload]), COMMAND lifi-commit. The luminaire swaps carousels only
@@ -65,6 +66,7 @@ class _Exhibit:
         self.content = ExhibitContent(exhibit)
         self.luminaires = luminaires
         self.rejected = None  # the reason the last content was refused, until new content
+        self.withdrawn = False  # the CMS deleted the manifest: the luminaires must go dark
 
 
 class Museum:
@@ -103,9 +105,14 @@ class Museum:
         exhibit = self.exhibits.get(ids[0])
         if exhibit is None:
             return True  # another gateway's exhibit
+        if name == "exhibit_content" and not message.payload:
+            self._withdraw(exhibit)
+            await self._publish(exhibit)
+            return True
         try:
             if name == "exhibit_content":
                 exhibit.content.set_manifest(message.payload)
+                exhibit.withdrawn = False
             else:
                 exhibit.content.put_object(ids[1], message.payload)
             exhibit.rejected = None
@@ -207,6 +214,27 @@ class Museum:
         if prepared is not None and not self._carries(luminaire, prepared.manifest.version):
             luminaire.task = None  # this greeting hands over to the load
             self._start(luminaire, self._load(luminaire, prepared))
+        elif exhibit.withdrawn and luminaire.version is not None:
+            luminaire.task = None  # this greeting hands over to the clearing
+            self._start(luminaire, self._clear(luminaire))
+
+    def _withdraw(self, exhibit):
+        log.info("exhibit %s: content withdrawn by the CMS", exhibit.content.exhibit)
+        exhibit.content.withdraw()
+        exhibit.withdrawn, exhibit.rejected = True, None
+        for luminaire in exhibit.luminaires:
+            if self._port(luminaire):
+                self._start(luminaire, self._clear(luminaire))
+
+    async def _clear(self, luminaire):
+        try:
+            await self._ask(luminaire, "lifi-clear")
+            luminaire.version, luminaire.state, luminaire.reason = None, "idle", None
+            log.info("%s: cleared, its content withdrawn", luminaire.id)
+        except CommandFailed as e:
+            self._failed(luminaire, e)
+        luminaire.task = None
+        await self._publish(self._exhibit_of[luminaire.id])
 
     async def _load(self, luminaire, prepared):
         exhibit = self._exhibit_of[luminaire.id]
@@ -295,6 +323,9 @@ class Museum:
                 "state": "rejected",
                 "reason": exhibit.rejected,
             }
+        elif exhibit.withdrawn:
+            reason = "the CMS withdrew the content (its manifest was deleted)"
+            summary = {"exhibit": content.exhibit, "state": "waiting", "reason": reason}
         elif prepared is None:
             summary = content.status()
         else:

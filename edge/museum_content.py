@@ -177,6 +177,11 @@ class ExhibitContent:
         self.objects = {}  # id -> bytes, as published
         self.broadcast = None  # the Broadcast prepared last
 
+    def withdraw(self):
+        """The CMS deleted the manifest: nothing is to be broadcast (objects stay, for a next
+        manifest that lists them)."""
+        self.manifest = self.broadcast = None
+
     def set_manifest(self, payload):
         """Takes a new manifest. ContentError if it is bad, or if it changes the content of the
         version being broadcast (receivers would mix the two: publish a new version)."""

@@ -75,6 +75,8 @@ class Luminaire(SerialDevice):
                 self.committed.append((staged["version"], len(staged["got"])))
                 frames = [staged["got"][i] for i in range(staged["frames"])]
                 self.on_air, self.staged = (staged["version"], frames, staged), None
+        elif name == "lifi-clear":
+            self.on_air = self.staged = None
         elif name == "dim":
             self.level_pct = args["level_pct"]
         elif name == "lifi-status":
@@ -225,6 +227,39 @@ async def test_content_goes_on_air_and_a_visitor_decodes_it(setup):
         )
         await asyncio.sleep(0.5)  # time for a reload, which must not come
         assert [name for name, _ in luminaire.commands] == ["lifi-status"]
+    finally:
+        luminaire.unplug()
+
+
+async def test_content_the_cms_withdraws_goes_dark_until_it_comes_back(setup):
+    gw, museum, path = setup
+    gw.start()
+    luminaire = Luminaire(path)
+    try:
+        v1 = content(1)
+        await museum.publish(1, v1)
+        await museum.until("version 1 on air", on_air(1))
+        # the CMS deletes the retained manifest (an empty retained message)
+        await museum.client.publish(f"{ROOT}/content", b"", qos=1, retain=True)
+        state = await museum.until(
+            "the content withdrawn",
+            lambda s: s.get("state") == "waiting" and s["luminaires"][0]["version"] is None,
+        )
+        assert state["reason"] == "the CMS withdrew the content (its manifest was deleted)"
+        assert state["luminaires"][0]["state"] == "idle"
+        assert luminaire.on_air is None and ("lifi-clear", {}) in luminaire.commands
+        assert "rejected" not in [s["state"] for s in museum.states]
+
+        # a luminaire plugged back while withdrawn, still carrying the content, is cleared too
+        luminaire.on_air = (1, [b"old"], {})
+        luminaire.commands = []
+        luminaire.replug()
+        await wait_until(lambda: luminaire.on_air is None, 30, "the luminaire cleared again")
+        assert [name for name, _ in luminaire.commands] == ["lifi-status", "lifi-clear"]
+
+        await museum.publish(2, content(2))  # new content: on air again
+        await museum.until("version 2 on air", on_air(2))
+        assert luminaire.decoded() == {k: data for k, (_, data) in content(2).items()}
     finally:
         luminaire.unplug()
 

@@ -240,6 +240,30 @@ async def test_dimming_is_honoured_and_survives_a_power_cut(luminaire):
     assert (status["version"], status["level_pct"]) == (1, 80)
 
 
+async def test_a_cleared_luminaire_goes_dark_and_stays_dark_after_a_power_cut(luminaire):
+    world, museum, board, console = luminaire
+    _, frames = content(1, seed=1)
+    await console.upload(1, frames)
+    assert (await console.commit(1))["ok"]
+    await wait_until(lambda: len(museum.frames.get(board.id, ())) >= 3, 10, "frames on air")
+    assert (await console.call("lifi-clear"))["result"] == {"ok": True}
+    await world.sleep(0.5)  # the frame on air when the command came ends
+    dark = len(museum.frames[board.id])
+    await world.sleep(3)
+    assert len(museum.frames[board.id]) == dark
+    board.power_off()
+    board.power_on()
+    await console.hello()
+    status = (await console.call("lifi-status"))["result"]
+    assert (status["version"], status["frames"]) == (None, 0)
+    await world.sleep(2)
+    assert len(museum.frames[board.id]) == dark
+    _, frames = content(2, seed=2)
+    await console.upload(2, frames)  # and the next carousel lights it again
+    assert (await console.commit(2))["ok"]
+    await wait_until(lambda: versions_on_air(museum, board)[-1:] == [2], 10, "version 2 on air")
+
+
 async def test_the_light_is_the_encoders_frames_though_the_board_sends_them_in_slices(luminaire):
     world, _, _, console = luminaire
     rng = random.Random(5)

@@ -6,6 +6,7 @@
 # COMMAND lifi-commit {version}. Frames go to flash as they come, into the one of two slot files
 # that is not on air, so the old carousel keeps shining until the commit; the commit is a single
 # config-store write (atomic) naming the new file, and a rebooted luminaire resumes from it.
+# COMMAND lifi-clear ends the broadcast (the exhibit's content was withdrawn).
 # Only the frame being sent is in RAM (one slot, one chip buffer, both reused); where the light
 # takes a frame in slices, the chip buffer holds one slice (256 bytes, not 2 to 10 KB).
 import os
@@ -158,6 +159,15 @@ class Luminaire:
         )
         return {"ok": True, "version": version, "frames": staging["frames"]}
 
+    def clear(self, args):
+        # lifi-clear: the exhibit's content was withdrawn; the light stops carrying it
+        self._device.config.update({"lifi": None})
+        self.current = self._staging = self._received = None
+        for name in FILES:
+            open(self._hal.storage + name, "wb").close()
+        self._device.log("info", "lifi: carousel cleared")
+        return {"ok": True}
+
     def dim(self, args):
         level_pct = _int(args, "level_pct", lifi_phy_encode.LEVEL_MIN, lifi_phy_encode.LEVEL_MAX)
         self._device.config.update({"level_pct": level_pct})
@@ -193,7 +203,13 @@ class Luminaire:
         f = name = None
         index = 0
         while True:
-            current = self.current  # never None again: a commit only replaces it
+            current = self.current
+            if current is None:  # cleared: the light rests until the next carousel
+                if f is not None:
+                    f.close()
+                    f = name = None
+                await hal.clock.sleep_ms(_IDLE_MS)
+                continue
             if current["file"] != name:  # a commit: the new carousel from its first frame
                 if f is not None:
                     f.close()
@@ -232,6 +248,7 @@ async def main(hal, device):
     device.command("lifi-begin", luminaire.begin)
     device.command("lifi-commit", luminaire.commit)
     device.command("lifi-status", luminaire.status)
+    device.command("lifi-clear", luminaire.clear)
     device.command("dim", luminaire.dim)
     device.on_frame(link.LIFI, luminaire.frame)
     await luminaire.run(hal)
