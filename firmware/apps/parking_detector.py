@@ -13,9 +13,11 @@
 # follows settled fields slowly, and a weak field (under weak_ut) that crosses the threshold
 # becomes the baseline at once when it crept there (within step_ut of the recent field) or when
 # no vehicle's manoeuvre brought it. A car driving over the sensor passes its engine and axles
-# close above it: the field peaks well above its resting level (manoeuvre_ut and up), where a
-# neighbour's car, seen from the side, changes it smoothly by a few uT. A departure is judged
-# once the field rests again, against the car's own field (vector), not only its size.
+# close above it: the field changes fast and peaks well above its resting level (manoeuvre_ut
+# and up), where a neighbour's car, seen from the side, changes it smoothly by a few uT. A
+# departure is judged once the field rests again, against the car's own field (vector), not only
+# its size. The calibrated baseline is kept: a field that comes to rest clearly nearer it than
+# the field before the manoeuvre is going home (a missed car leaving), never a car coming in.
 import math
 
 try:
@@ -218,7 +220,7 @@ class Detector:
         self._rejected = None
         self._burst = 0
         self._sum = [0.0, 0.0, 0.0]
-        self._recent = self.baseline
+        self._recent = self._calib = self.baseline
         self._looks = 0
         self._peak = 0.0
         self._settle_ms = 0
@@ -243,20 +245,27 @@ class Detector:
         if self._burst:
             return False
         mean = (s[0] / CONFIRM_SAMPLES, s[1] / CONFIRM_SAMPLES, s[2] / CONFIRM_SAMPLES)
-        if self.occupied and _size(dx - mean[0], dy - mean[1], dz - mean[2]) > self.step_ut:
+        if self.occupied and _apart((dx, dy, dz), mean) > self.step_ut:
             # still moving (a car leaving over the sensor): judge the field once it rests
             self._start_burst(self._peak)
             return False
         score = _size(mean[0], mean[1], mean[2])
+        bx, by, bz = self.baseline
+        field = (bx + mean[0], by + mean[1], bz + mean[2])
+        recent = self._recent
+        back = _apart(field, recent)  # from what the empty bay read before the car came
+        empty = min(back, score) < self.release_ut  # back there, or at the baseline
+        # clearly nearer the calibrated empty bay than that: going home, as when a car that the
+        # detector had missed (taken for the empty bay) drives off over the sensor, a manoeuvre
+        # that looks like one coming in
+        home = _apart(field, self._calib) < _apart(recent, self._calib) - self.release_ut / 2
         if self.occupied:
-            bx, by, bz = self.baseline
             rest = self._rest or self._level
             if self._settle_ms > 0 and self._peak >= self.manoeuvre_ut:
                 # a car that just drove in over the sensor, coming to rest (a weak car may rest
-                # under the thresholds): gone only if the field is back where it was before
-                rx, ry, rz = self._recent
-                gone = _size(bx + mean[0] - rx, by + mean[1] - ry, bz + mean[2] - rz)
-                gone = min(gone, score) < self.release_ut  # or at the baseline
+                # under the thresholds): gone only if the field is back where it was before, or
+                # at the baseline, or going home
+                gone = empty or home
             else:
                 # gone: below the off threshold and clearly below the parked car's level, or
                 # most of its field gone, or half of it after a manoeuvre over the sensor
@@ -268,15 +277,16 @@ class Detector:
                 # or, after a manoeuvre over the sensor, resting far from where the car rested
                 # and no stronger (neighbours' leakage may keep its size; a stronger field is
                 # another car coming in)
-                cx, cy, cz = self._car
-                far = _size(mean[0] - cx, mean[1] - cy, mean[2] - cz) > self.on_ut
+                far = _apart(mean, self._car) > self.on_ut
                 gone = gone or (moved and far and score < rest + self.on_ut)
-                # or back where the empty bay read before the car came
-                rx, ry, rz = self._recent
-                back = _size(bx + mean[0] - rx, by + mean[1] - ry, bz + mean[2] - rz)
-                gone = gone or back < self.release_ut
-                # a weak car leaves over the sensor, fast; a neighbour's coming is smooth
-                gone = gone and (self._moved_ms > 0 or rest >= self.on_ut)
+                # or back where the empty bay read before the car came, or going home
+                gone = gone or empty or home
+                # a weak car (resting under weak_ut) leaves over the sensor, fast, where a
+                # neighbour's coming or going changes its field smoothly: unless the field is
+                # back at the baseline, it is gone only after a fast change
+                gone = gone and (
+                    self._moved_ms > 0 or rest >= self.weak_ut or score < self.release_ut
+                )
             if not gone:
                 self._level = self._rest = score  # still there: this is its level now
                 self._car = mean
@@ -287,30 +297,31 @@ class Detector:
             if self._level - score >= self.on_ut:
                 # a clear departure: what is left is the empty bay (and the neighbours), so a
                 # field that stays here must not bring the car back
-                self._recent = (bx + mean[0], by + mean[1], bz + mean[2])
+                self._recent = field
             else:  # a small drop (a weak car's level dipping?): judge arrivals from the baseline
                 self._recent = self.baseline
         else:
-            bx, by, bz = self.baseline
             # a car right over the sensor strengthens the vertical field (a neighbour's car, seen
             # from the side, weakens it): after a fast change, a weak car resting low
             over = self._moved_ms > 0 and 2 * (mean[2] if bz > 0 else -mean[2]) > score
             if score < (self.over_ut if over else self.on_ut):
                 self._rejected = mean
                 return False
-            field = (bx + mean[0], by + mean[1], bz + mean[2])
-            rx, ry, rz = self._recent
-            if score < self.weak_ut and _size(field[0] - rx, field[1] - ry, field[2] - rz) < (
-                self.step_ut
-            ):
-                # the field crept over the threshold with no vehicle's manoeuvre (drift, or a
-                # neighbour's leakage in the baseline): the empty bay reads this now
+            if home or (score < self.weak_ut and back < self.step_ut):
+                # going home (above), or the field crept over the threshold with no vehicle's
+                # manoeuvre (drift, or a neighbour's leakage in the baseline): the empty bay
+                # reads this now
                 self.baseline = self._recent = field
                 return False
-            if score < self.weak_ut and self._peak < self.manoeuvre_ut and not over:
-                # a weak field that no vehicle's manoeuvre brought (a neighbour coming or going
-                # changes this bay's field smoothly): look again, as a weak car may still be on
-                # its way in, then take it for the empty bay's field
+            if (
+                score < self.weak_ut
+                and (self._peak < self.manoeuvre_ut or self._moved_ms <= 0)
+                and not over
+            ):
+                # a weak field that no vehicle's manoeuvre brought, no peak or no fast change (a
+                # neighbour coming or going changes this bay's field smoothly; noise lifts single
+                # readings of a standing field): look again, as a weak car may still be on its
+                # way in, then take it for the empty bay's field
                 if self._looks < EXTRA_LOOKS:
                     self._looks += 1
                     self._start_burst(self._peak)
@@ -329,3 +340,8 @@ class Detector:
 
 def _size(dx, dy, dz):
     return math.sqrt(dx * dx + dy * dy + dz * dz)
+
+
+def _apart(a, b):
+    """The distance between two fields (x, y, z)."""
+    return _size(a[0] - b[0], a[1] - b[1], a[2] - b[2])
