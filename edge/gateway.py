@@ -5,6 +5,7 @@ import contextlib
 import functools
 import json
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
@@ -14,7 +15,7 @@ from luciole.protocols.errors import DecodeError
 from luciole.protocols.topics import Topics, is_valid_id
 
 from .ble_scanner import BleScanner
-from .commands import Commands
+from .commands import CommandFailed, Commands
 from .config import GatewayConfig
 from .intake import Intake, ReadingPacks
 from .metrics import Metrics, serve
@@ -72,6 +73,7 @@ class Gateway:
         self.since = time.time()
         self.version = version("luciole")
         self._background: set[asyncio.Task] = set()
+        self._probed: dict[str, float] = {}  # device id -> when it was last probed (monotonic)
         self.metrics.queue_depth.set(self.outbox.depth)
         self.metrics.dropped.set(self.outbox.dropped)
         self._packs = ReadingPacks(config.telemetry_format)
@@ -150,8 +152,37 @@ class Gateway:
         kind, frame = event
         if self.museum is not None:
             self.museum.notice(port, event)
-        if kind != link.DELIVERED:
+        if kind == link.DELIVERED:  # the device ACKed our frame: it is there
+            for device in self._consoles_on(port):
+                self._heard(device, port.name)
+        else:
             log.warning("%s: frame %d of type %d %s", port.name, frame.seq, frame.type, kind)
+
+    def _probe_quiet(self, port):
+        """Probes the online devices of an open port not heard for half their silence timeout
+        (at most once per half timeout)."""
+        half_s = port.config.silent_after_s / 2
+        quiet_since = time.time() - half_s
+        for device in self._consoles_on(port):
+            probed = self._probed.get(device.id, -math.inf)
+            if (
+                device.online
+                and device.last_seen is not None
+                and device.last_seen < quiet_since
+                and time.monotonic() - probed > half_s
+            ):
+                self._spawn(self._probe(port, device))
+
+    def _consoles_on(self, port) -> list[Device]:
+        return [d for d in self.registry.devices.values() if d.console == port.name]
+
+    async def _probe(self, port, device):
+        """A device that sends nothing of its own (a luminaire) is asked for its `info` before
+        it would count as silent: an answer, or the ACK of the command, says it is there."""
+        self._probed[device.id] = time.monotonic()
+        with contextlib.suppress(CommandFailed):
+            await self.commands.ask(port, device.id, "info", {})
+            self._heard(device, port.name)
 
     def response(self, frame, port) -> None:
         self._spawn(self._response(frame.body, port))
@@ -211,6 +242,8 @@ class Gateway:
             await asyncio.sleep(1.0)
             await self.commands.expire()
             for port in self.ports:
+                if port.writer is not None:
+                    self._probe_quiet(port)
                 for device in self.registry.silent(port.name, port.config.silent_after_s):
                     log.warning("%s: %s is silent, now offline", port.name, device.id)
                     self._publish_device(device)

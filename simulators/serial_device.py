@@ -45,6 +45,11 @@ class SerialDevice:
         self._link = link.Link(window=self.window, retry_ms=self.retry_ms, max_retries=1_000_000)
         asyncio.get_running_loop().add_reader(master, self._readable)
 
+    def hang(self):
+        """The firmware hangs: the port stays open, the device reads and answers nothing.
+        replug() starts it again."""
+        asyncio.get_running_loop().remove_reader(self._master)
+
     def unplug(self):
         if self._master is not None:
             asyncio.get_running_loop().remove_reader(self._master)

@@ -155,7 +155,7 @@ async def test_garbage_on_the_line_is_counted_and_the_stream_continues(tmp_path,
         device.unplug()
 
 
-async def test_unplugged_device_is_picked_up_again_and_silence_means_offline(tmp_path, broker):
+async def test_unplugged_device_is_picked_up_again_and_a_hung_one_goes_offline(tmp_path, broker):
     device = SerialDevice("ps-0001", tmp_path / "ttyLUC0")
     config = gateway_config(tmp_path, broker, [device.path], silent_after_s=1.5)
     gw = GatewayProcess(config, tmp_path / "gw.log").start()
@@ -174,8 +174,15 @@ async def test_unplugged_device_is_picked_up_again_and_silence_means_offline(tmp
                 found = [json.loads(m.payload) for m in city.messages if m.topic == status]
                 return found[-1] if found else None
 
+            # quiet but there: the gateway asks it for its info rather than count it silent
+            await asyncio.sleep(4.0)
+            assert last_status()["online"] is True
+            assert [c["cmd"] for c in device.commands_received][:1] == ["info"]
+
+            device.hang()  # plugged in, answering nothing
             await wait_until(lambda: (last_status() or {}).get("online") is False, 10, "offline")
             assert last_status()["gateway"] == "gw-test"
+            device.replug()
             await asyncio.wait_for(device.send_readings(1, first_seq=100), 30)
             await wait_until(lambda: last_status()["online"] is True, 10, "online again")
     finally:
