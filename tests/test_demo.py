@@ -1,5 +1,6 @@
 """The README's demo command runs the demo; here is the demo itself, shortened: a street of real
-firmware sim boards and a beacon over the BLE air, the real gateway, a real broker."""
+firmware sim boards, a beacon and a Li-Fi luminaire, the BLE air, the real gateway, a real
+broker."""
 
 import re
 import subprocess
@@ -27,6 +28,11 @@ def test_demo_shows_the_city_the_street_and_the_beacon():
         assert re.search(rf"devices/ps-bay-00{bay}/status\s+online", out)
     assert re.search(r"parking/sites/rue-ernest-renan\s+\d+ free, \d+ occupied of 4", out)
     assert re.search(r"museum/beacons/bcn-hall\s+major 3, minor 1, rssi -\d+", out)
+    # the CMS's exhibit goes on air through the gateway and the luminaire, and a visitor under
+    # the light receives it; the luminaire stays online though it sends nothing of its own
+    assert re.search(r"la-joconde/broadcast\s+on-air, version 1 \(lum-joconde on-air\)", out)
+    assert re.search(r"visitor-1 under lum-joconde\s+received version 1 by light: ", out)
+    assert not re.search(r"devices/lum-joconde/status\s+offline", out)
     matching = int(re.search(r"matches the street for (\d) of 4 bays", out).group(1))
     assert matching >= 3  # a change in the last seconds may still be on its way
 
