@@ -140,9 +140,11 @@ class Commands:
                 error=f"{device.id} is reached over {device.link or 'no link'}, "
                 "which takes no commands",
             )
-        elif device.online and self._send(port, request):
+        elif device.online and not self._queued.get(device.id) and self._send(port, request):
             self.gateway.metrics.commands.labels("sent").inc()
         elif time.monotonic() < request.expires:
+            # offline, or its link's window is full: sent in order when it is back (device_back)
+            # or when the window has room (window_free)
             self._queued.setdefault(device.id, []).append(request)
             self.gateway.metrics.commands.labels("queued").inc()
         else:
@@ -183,12 +185,19 @@ class Commands:
             await self.reply(request, error=str(answer.get("error", "the device refused")))
 
     async def device_back(self, device):
-        """Sends what waited for this device, or answers "expired"."""
-        waiting = self._queued.pop(device.id, [])
+        """Sends what waited for this device (expire() answers what waited too long)."""
         port = self.gateway.port_for(device)
-        for request in waiting:
-            if not (time.monotonic() < request.expires and port and self._send(port, request)):
-                await self.reply(request, error=f"expired: {device.id} stayed offline")
+        if port is not None:
+            self.window_free(device, port)
+
+    def window_free(self, device, port):
+        """Sends what waits for this device, in order, as long as its link's window takes it."""
+        waiting = self._queued.get(device.id, [])
+        while waiting and self._send(port, waiting[0]):
+            waiting.pop(0)
+            self.gateway.metrics.commands.labels("sent").inc()
+        if not waiting:
+            self._queued.pop(device.id, None)
 
     async def expire(self):
         """Answers commands whose device never came back or never answered."""

@@ -152,9 +152,10 @@ class Gateway:
         kind, frame = event
         if self.museum is not None:
             self.museum.notice(port, event)
-        if kind == link.DELIVERED:  # the device ACKed our frame: it is there
+        if kind == link.DELIVERED:  # the device ACKed our frame: it is there, its window has room
             for device in self._consoles_on(port):
                 self._heard(device, port.name)
+                self.commands.window_free(device, port)
         else:
             log.warning("%s: frame %d of type %d %s", port.name, frame.seq, frame.type, kind)
 
