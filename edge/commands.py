@@ -143,8 +143,8 @@ class Commands:
         elif device.online and not self._queued.get(device.id) and self._send(port, request):
             self.gateway.metrics.commands.labels("sent").inc()
         elif time.monotonic() < request.expires:
-            # offline, or its link's window is full: sent in order when it is back (device_back)
-            # or when the window has room (window_free)
+            # offline, or its link's window is full: sent in order when it is back or when an
+            # ACK frees the window (send_queued)
             self._queued.setdefault(device.id, []).append(request)
             self.gateway.metrics.commands.labels("queued").inc()
         else:
@@ -184,16 +184,12 @@ class Commands:
         else:
             await self.reply(request, error=str(answer.get("error", "the device refused")))
 
-    async def device_back(self, device):
-        """Sends what waited for this device (expire() answers what waited too long)."""
+    def send_queued(self, device):
+        """Sends what waits for this device, in order, as long as its link's window takes it
+        (expire() answers what waited too long)."""
         port = self.gateway.port_for(device)
-        if port is not None:
-            self.window_free(device, port)
-
-    def window_free(self, device, port):
-        """Sends what waits for this device, in order, as long as its link's window takes it."""
         waiting = self._queued.get(device.id, [])
-        while waiting and self._send(port, waiting[0]):
+        while waiting and port is not None and self._send(port, waiting[0]):
             waiting.pop(0)
             self.gateway.metrics.commands.labels("sent").inc()
         if not waiting:

@@ -155,7 +155,7 @@ class Gateway:
         if kind == link.DELIVERED:  # the device ACKed our frame: it is there, its window has room
             for device in self._consoles_on(port):
                 self._heard(device, port.name)
-                self.commands.window_free(device, port)
+                self.commands.send_queued(device)
         else:
             log.warning("%s: frame %d of type %d %s", port.name, frame.seq, frame.type, kind)
 
@@ -172,6 +172,7 @@ class Gateway:
                 and device.last_seen < quiet_since
                 and time.monotonic() - probed > half_s
             ):
+                self._probed[device.id] = time.monotonic()
                 self._spawn(self._probe(port, device))
 
     def _consoles_on(self, port) -> list[Device]:
@@ -180,7 +181,6 @@ class Gateway:
     async def _probe(self, port, device):
         """A device that sends nothing of its own (a luminaire) is asked for its `info` before
         it would count as silent: an answer, or the ACK of the command, says it is there."""
-        self._probed[device.id] = time.monotonic()
         with contextlib.suppress(CommandFailed):
             await self.commands.ask(port, device.id, "info", {})
             self._heard(device, port.name)
@@ -207,7 +207,7 @@ class Gateway:
         if self.registry.heard(device, link_name, **fields):
             self._publish_device(device)
             if not was_online:
-                self._spawn(self.commands.device_back(device))
+                self.commands.send_queued(device)
 
     def _publish_device(self, device: Device):
         topic = self.topics.build("device_status", device.id)
