@@ -38,6 +38,7 @@ from .world import BoardSpec
 
 FAULT_KINDS = ("reboot", "power-cut", "unplug", "noise")
 MAX_STREET_BAYS = 100
+STREET_START_S = 7 * 3600.0  # a street's time of day when the world starts, by default
 
 
 @dataclass
@@ -52,7 +53,7 @@ class Fault:
 class StreetSpec:
     bays: int
     seed: int
-    start_s: float = 7 * 3600.0
+    start_s: float = STREET_START_S
 
     def board_ids(self) -> list[str]:
         return [DEVICE_PREFIX + bay for bay in default_bay_ids(self.bays)]
@@ -152,7 +153,7 @@ def _street(table, seed, bad):
     bays = _typed(table, "bays", int, None, bad, "street.")
     if not 1 <= bays <= MAX_STREET_BAYS:
         raise bad("street.bays", f"must be 1 to {MAX_STREET_BAYS}, got {bays}")
-    start_s = float(_typed(table, "start_s", (int, float), 7 * 3600.0, bad, "street."))
+    start_s = float(_typed(table, "start_s", (int, float), STREET_START_S, bad, "street."))
     if not 0 <= start_s < DAY_S:
         raise bad("street.start_s", f"must be a time of day, 0 to {DAY_S} s, got {start_s:g}")
     return StreetSpec(bays, _typed(table, "seed", int, seed, bad, "street."), start_s)

@@ -165,18 +165,24 @@ def test_a_bad_scenario_is_one_line_naming_the_key(tmp_path, scenario, error):
     assert error in line
 
 
+def run_sim(scenario, workdir, duration_s):
+    """`luciole sim` on a scenario for duration_s simulated seconds; its finished process."""
+    done = subprocess.run(
+        [str(LUCIOLE), "sim", "--scenario", str(scenario), "--workdir", str(workdir),
+         "--duration-s", str(duration_s)],
+        capture_output=True, text=True, timeout=60 + duration_s,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def test_sim_prints_where_to_connect_and_plays_its_faults(tmp_path):
     path = tmp_path / "scenario.toml"
     path.write_text(
         'seed = 5\nspeed = 10\n[[boards]]\nid = "bcn"\napp = "beacon"\ncount = 2\n'
         '[[faults]]\nat_s = 5\nboard = "bcn-002"\nkind = "unplug"\nduration_s = 10\n'
     )
-    done = subprocess.run(
-        [str(LUCIOLE), "sim", "--scenario", str(path), "--workdir", str(tmp_path / "w"),
-         "--duration-s", "30"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    done = run_sim(path, tmp_path / "w", duration_s=30)
     ready = json.loads(done.stdout.splitlines()[2])
     assert set(ready["boards"]) == {"bcn-001", "bcn-002"}
     log_1 = (tmp_path / "w" / "bcn-001.log").read_text()
@@ -188,12 +194,7 @@ def test_sim_prints_where_to_connect_and_plays_its_faults(tmp_path):
 def test_sim_runs_a_calibrated_street_for_a_gateway(tmp_path):
     path = tmp_path / "scenario.toml"
     path.write_text("speed = 10\n[street]\nbays = 4\nseed = 5\nstart_s = 30000\n")
-    done = subprocess.run(
-        [str(LUCIOLE), "sim", "--scenario", str(path), "--workdir", str(tmp_path / "w"),
-         "--duration-s", "40"],
-        capture_output=True, text=True, timeout=90,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    done = run_sim(path, tmp_path / "w", duration_s=40)
     ready = json.loads(done.stdout.splitlines()[-1])
     sensors = [f"ps-bay-{i:03d}" for i in range(4)]
     assert sorted(ready["boards"]) == sensors

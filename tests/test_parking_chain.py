@@ -36,13 +36,7 @@ async def street_chain(tmp_path, broker, bluez, street, start_s, keys=None):
             [b.tty_path for b in boards],
             extra=parking.gateway_tables(keys=keys),
         )
-        bays = parking.inventory_csv(tmp_path / "bays.csv")
-        done = subprocess.run(
-            [LUCIOLE, "parking", "import", str(bays), "--config", str(config)],
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 0, done.stderr
+        import_bays(parking, tmp_path, config)
         gw = GatewayProcess(config, tmp_path / "gw.log").start()
         try:
             async with Subscriber(broker, f"{PREFIX}/parking/#").running() as city:
@@ -55,6 +49,17 @@ async def street_chain(tmp_path, broker, bluez, street, start_s, keys=None):
                 yield parking, gw, city
         finally:
             gw.stop()
+
+
+def import_bays(parking, tmp_path, config):
+    """The street's bays into the gateway's inventory, with the real `luciole parking import`."""
+    bays = parking.inventory_csv(tmp_path / "bays.csv")
+    done = subprocess.run(
+        [LUCIOLE, "parking", "import", str(bays), "--config", str(config)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 async def listening(broker, timeout_s=20):
@@ -239,13 +244,7 @@ async def test_a_starting_sensor_tells_the_city_its_bay_at_once(tmp_path, broker
     async with World(tmp_path / "world", speed=SPEED, air=bluez) as world:
         parking = ParkingWorld(world, street, seed=1, start_s=100.0)
         config = gateway_config(tmp_path, broker, extra=parking.gateway_tables())
-        bays = parking.inventory_csv(tmp_path / "bays.csv")
-        done = subprocess.run(
-            [LUCIOLE, "parking", "import", str(bays), "--config", str(config)],
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 0, done.stderr
+        import_bays(parking, tmp_path, config)
         gw = GatewayProcess(config, tmp_path / "gw.log").start()
         try:
             async with Subscriber(broker, f"{PREFIX}/parking/#").running() as city:
