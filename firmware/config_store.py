@@ -26,10 +26,10 @@ class ConfigStore:
     def items(self):
         return self._data.items()
 
-    def update(self, changes):
+    def update(self, values):
         # A value of None removes the key.
         data = dict(self._data)
-        for key, value in changes.items():
+        for key, value in values.items():
             if value is None:
                 data.pop(key, None)
             else:

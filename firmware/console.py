@@ -22,15 +22,15 @@ class Console:
         # handler(args: dict) -> dict, or raises ValueError("reason") for an error reply
         self._commands[name] = handler
 
-    def on_frame(self, frame_type, handler):
+    def on_frame(self, type, handler):
         # handler(body: bytes) for each new frame of that type (retransmissions already dropped)
-        self._handlers[frame_type] = handler
+        self._handlers[type] = handler
 
-    def send(self, frame_type, body, reliable=True):
+    def send(self, type, body, reliable=True):
         # False when the link's window is full: the caller keeps the frame and tries later.
         if reliable and not self._link.can_send():
             return False
-        self._out(self._link.send(frame_type, body, time.ticks_ms(), reliable))
+        self._out(self._link.send(type, body, time.ticks_ms(), reliable))
         if reliable and not self._retransmitting:
             self._retransmitting = True
             asyncio.create_task(self._retransmit())
@@ -43,20 +43,18 @@ class Console:
         self.send(link.HELLO, cbor.dumps(self._hello), False)
         while True:
             data = await self._uart.read()
-            for event in self._link.receive(data, time.ticks_ms()):
-                if isinstance(event, link.Frame):
-                    self._frame(event)
-            self._flush()
-
-    def _frame(self, frame):
-        if frame.type == link.HELLO:
-            self.send(link.HELLO, cbor.dumps(self._hello), False)
-        elif frame.type == link.COMMAND:
-            self.send(link.RESPONSE, cbor.dumps(self._answer(frame.body)))
-        else:
-            handler = self._handlers.get(frame.type)
-            if handler is not None:
-                handler(frame.body)
+            for frame in self._link.receive(data, time.ticks_ms()):
+                if not isinstance(frame, link.Frame):
+                    continue  # a bad frame, or a notice about one of ours
+                if frame.type == link.HELLO:
+                    self.send(link.HELLO, cbor.dumps(self._hello), False)
+                elif frame.type == link.COMMAND:
+                    self.send(link.RESPONSE, cbor.dumps(self._answer(frame.body)))
+                else:
+                    handler = self._handlers.get(frame.type)
+                    if handler is not None:
+                        handler(frame.body)
+            self._out(self._link.pending_output())
 
     def _answer(self, body):
         try:
@@ -95,12 +93,9 @@ class Console:
         while wait_ms is not None:
             await asyncio.sleep_ms(wait_ms + 1)
             link_.poll(time.ticks_ms())
-            self._flush()
+            self._out(self._link.pending_output())
             wait_ms = link_.poll_in_ms(time.ticks_ms())
         self._retransmitting = False
-
-    def _flush(self):
-        self._out(self._link.pending_output())
 
     def _out(self, data):
         if data:

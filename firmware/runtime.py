@@ -3,14 +3,17 @@
 #
 #   from firmware import runtime
 #   runtime.start("beacon")          # the board's main.py, written by `luciole firmware build`
+#
+# The board is its definition (boards/<name>.json, copied to the board as board.json) and the HAL
+# of its port (boards/hal_<port>.py). Apps never name pins: they ask the HAL for an alias
+# ("magnetometer", "link_uart") and the definition says what that is here.
 import asyncio
 import gc
+import json
 import sys
 
-from firmware import board
 from firmware.config_store import ConfigStore
 from firmware.console import Console
-from protocols import link
 
 try:
     from micropython import const
@@ -20,33 +23,39 @@ except ImportError:
         return x
 
 
-FIRMWARE_VERSION = "0.1.0"
+try:
+    from os import getenv  # the unix port: the simulator points at another definition
+except ImportError:
+
+    def getenv(name):
+        return None
+
+
+_FIRMWARE_VERSION = const("0.1.0")
 _WATCHDOG_MS = const(8000)  # const and underscored: inlined, no global to keep in the heap
-# Readings carry seq = boots << 20 | count, so a reboot never reuses a seq the city has seen.
-_SEQ_BITS = const(20)
 
 
 class Device:
-    # What an app gets besides the HAL: identity, config, console, log, readings.
+    # What an app gets besides the HAL: identity, config, console, log.
     def __init__(self, hal, app_name, app):
         self.hal = hal
         self.app = app_name
-        self.firmware = FIRMWARE_VERSION
+        self.firmware = _FIRMWARE_VERSION
         self.config = ConfigStore(hal.storage + "config.json")
         self.id = self.config.get("id") or hal.default_id()
         self.boots = self.config.get("boots", 0) + 1
         self.config.update({"boots": self.boots})
         self._settings = getattr(app, "CONFIG", {})  # key -> default: what config-set accepts
-        self._count = 0
         self.heap_peak = 0  # bytes of live heap, sampled as the watchdog is fed
         self._started_ms = hal.clock.ticks_ms()
-        hello = {
+        # what the console says in its HELLO, and identify answers
+        self._hello = {
             "id": self.id,
             "role": app_name,
-            "fw": FIRMWARE_VERSION,
+            "fw": _FIRMWARE_VERSION,
             "board": hal.board["name"],
         }
-        self.console = Console(hal.open("link_uart"), hello)
+        self.console = Console(hal.open("link_uart"), self._hello)
         self.command("identify", self._identify)
         self.command("info", self._info)
         self.command("config-get", self._config_get)
@@ -59,24 +68,13 @@ class Device:
     def command(self, name, handler):
         self.console.command(name, handler)
 
-    def on_frame(self, frame_type, handler):
+    def on_frame(self, type, handler):
         # an app's own device-link frames (protocols.link.LIFI): handler(body: bytes)
-        self.console.on_frame(frame_type, handler)
+        self.console.on_frame(type, handler)
 
     def log(self, level, message):
         self.console.log(level, message)
         self.hal.log(level, message)
-
-    def report(self, values, event=False):
-        # values: [(name, value, unit)]; False when the link is busy (the app tries later)
-        from protocols import readings  # only apps that report over the link pay for it
-
-        seq = (self.boots << _SEQ_BITS | self._count) & 0xFFFFFFFF
-        body = readings.encode(self.id, seq, values)
-        if not self.console.send(link.EVENT if event else link.READING, body):
-            return False
-        self._count = (self._count + 1) & ((1 << _SEQ_BITS) - 1)
-        return True
 
     def uptime_s(self):
         return (self.hal.clock.ticks_ms() - self._started_ms) // 1000
@@ -85,13 +83,8 @@ class Device:
 
     def _identify(self, args):
         if "status_led" in self.hal.board["aliases"]:
-            asyncio.create_task(_blink(self.hal, 5))
-        return {
-            "id": self.id,
-            "role": self.app,
-            "fw": self.firmware,
-            "board": self.hal.board["name"],
-        }
+            asyncio.create_task(_blink(self.hal))
+        return self._hello
 
     def _info(self, args):
         gc.collect()
@@ -123,8 +116,26 @@ class Device:
         values = args.get("values")
         if not isinstance(values, dict) or not values:
             raise ValueError("config-set needs values: a non-empty map")
+        settings = self._settings
         for key, value in values.items():
-            _check_setting(key, value, self._settings)
+            if key == "id":
+                from protocols.topics import is_valid_id
+
+                if not is_valid_id(value):
+                    raise ValueError("id must match [a-z0-9][a-z0-9-]{0,63}, got %r" % (value,))
+            elif key == "label":
+                if not isinstance(value, str) or len(value) > 64:
+                    raise ValueError("label must be text of at most 64 characters")
+            elif key in settings:
+                default = settings[key]
+                number = isinstance(default, (int, float)) and not isinstance(default, bool)
+                if isinstance(value, bool) != isinstance(default, bool) or not (
+                    isinstance(value, type(default)) or (number and isinstance(value, (int, float)))
+                ):
+                    raise ValueError("%s must be %s, got %r" % (key, type(default).__name__, value))
+            else:
+                known = ", ".join(sorted(["id", "label"] + list(settings)))
+                raise ValueError("unknown config key %r; known: %s" % (key, known))
         self.config.update(values)
         return {"saved": sorted(values), "reboot_needed": "id" in values}
 
@@ -137,33 +148,12 @@ class Device:
         self.hal.reset()
 
 
-def _check_setting(key, value, settings):
-    if key == "id":
-        from protocols.topics import is_valid_id
-
-        if not is_valid_id(value):
-            raise ValueError("id must match [a-z0-9][a-z0-9-]{0,63}, got %r" % (value,))
-    elif key == "label":
-        if not isinstance(value, str) or len(value) > 64:
-            raise ValueError("label must be text of at most 64 characters")
-    elif key in settings:
-        default = settings[key]
-        number = isinstance(default, (int, float)) and not isinstance(default, bool)
-        if isinstance(value, bool) != isinstance(default, bool) or not (
-            isinstance(value, type(default)) or (number and isinstance(value, (int, float)))
-        ):
-            raise ValueError("%s must be %s, got %r" % (key, type(default).__name__, value))
-    else:
-        known = ", ".join(sorted(["id", "label"] + list(settings)))
-        raise ValueError("unknown config key %r; known: %s" % (key, known))
-
-
-async def _blink(hal, times):
+async def _blink(hal):
     try:
         led = hal.open("status_led")
     except OSError:  # a LED the board cannot drive now (a sim board without its world)
         return
-    for _ in range(times):
+    for _ in range(5):
         led.on()
         await hal.clock.sleep_ms(150)
         led.off()
@@ -184,7 +174,8 @@ async def _feed(hal, device):
 async def _main(hal, app_name):
     gc.collect()  # each import needs contiguous blocks: what loading the board left goes first
     app = __import__("firmware.apps." + app_name, None, None, ["main"])
-    missing = board.missing_aliases(hal, getattr(app, "REQUIRES", ()))
+    aliases = hal.board["aliases"]
+    missing = [alias for alias in getattr(app, "REQUIRES", ()) if alias not in aliases]
     if missing:
         hal.log("error", "%s needs %s, which %s lacks" % (app_name, missing, hal.board["name"]))
         return
@@ -199,7 +190,7 @@ async def _main(hal, app_name):
     asyncio.create_task(device.console.run())
     device.log(
         "info",
-        "%s %s up on %s, boot %d" % (app_name, FIRMWARE_VERSION, hal.board["name"], device.boots),
+        "%s %s up on %s, boot %d" % (app_name, _FIRMWARE_VERSION, hal.board["name"], device.boots),
     )
     await app.main(hal, device)  # an app's main runs as long as the board: a crash ends it
 
@@ -210,7 +201,9 @@ def _crashed(device, error):
 
 
 def start(app_name):
-    hal = board.load()
+    with open(getenv("LUCIOLE_BOARD_FILE") or "board.json") as f:
+        definition = json.load(f)
+    hal = __import__("boards.hal_" + definition["port"], None, None, ["Hal"]).Hal(definition)
     try:
         asyncio.run(_main(hal, app_name))
     except KeyboardInterrupt:

@@ -89,19 +89,6 @@ def dumps(value):
     return bytes(out)
 
 
-def _half(bits):
-    # RFC 8949 appendix D, without relying on struct's "e" format (absent on some ports)
-    exp = (bits >> 10) & 0x1F
-    mant = bits & 0x3FF
-    if exp == 0:
-        value = mant * 5.960464477539063e-08  # 2 ** -24
-    elif exp != 31:
-        value = (mant + 1024) * 2.0 ** (exp - 25)
-    else:
-        value = float("inf") if mant == 0 else float("nan")
-    return -value if bits & 0x8000 else value
-
-
 class _Reader:
     def __init__(self, data):
         self.data = data
@@ -143,8 +130,17 @@ class _Reader:
                 return True
             if info == 22:
                 return None
-            if info == 25:
-                return _half(struct.unpack(">H", self.take(2))[0])
+            if info == 25:  # RFC 8949 appendix D (struct's "e" format is absent on some ports)
+                bits = struct.unpack(">H", self.take(2))[0]
+                exp = (bits >> 10) & 0x1F
+                mant = bits & 0x3FF
+                if exp == 0:
+                    value = mant * 5.960464477539063e-08  # 2 ** -24
+                elif exp != 31:
+                    value = (mant + 1024) * 2.0 ** (exp - 25)
+                else:
+                    value = float("inf") if mant == 0 else float("nan")
+                return -value if bits & 0x8000 else value
             if info == 26:
                 return struct.unpack(">f", self.take(4))[0]
             if info == 27:
@@ -194,7 +190,7 @@ class _Reader:
                     break
                 if initial >> 5 != major or initial & 0x1F == 31:
                     raise DecodeError("cbor: bad chunk in an indefinite-length string")
-                chunks.append(self.take(self.argument(initial & 0x1F)))
+                chunks.append(bytes(self.take(self.argument(initial & 0x1F))))
             raw = b"".join(chunks)
             return raw if major == 2 else _text(raw)
         if major == 4:
@@ -228,7 +224,8 @@ def _text(raw):
 
 
 def loads(data):
-    reader = _Reader(bytes(data))
+    # a view, not a copy: slices of it are views too, and only byte strings are copied out
+    reader = _Reader(memoryview(data))
     value = reader.item(0)
     if reader.pos != len(data):
         raise DecodeError("cbor: %d bytes after the item" % (len(data) - reader.pos))

@@ -32,25 +32,23 @@ def stuff(buf, end):
             p = q
 
 
-def unstuff(buf):
-    """Reverses stuff() in place on a bytearray holding no 0x00: afterwards buf[1:] is the data.
-    Returns False (buf then undefined) if a code byte is 0 or points past the end."""
-    n = len(buf)
-    p = 0
-    full = False
-    while p < n:
-        code = buf[p]
-        if code == 0 or p + code > n:
-            return False
-        if full:  # no implied zero after a full block: drop its code byte
-            buf[p : p + 1] = b""
-            n -= 1
-            p -= 1
-        elif p:  # the code byte stands where its previous block's 0x00 was
-            buf[p] = 0
-        full = code == 0xFF
-        p += code
-    return True
+def unstuff(view):
+    """Reverses stuff() in place on a memoryview of writable bytes holding no 0x00: the data
+    ends up at view[0:n]. Returns n, or -1 if a code byte is 0 or points past the end. Each block
+    moves left by its code bytes, one slice copy per block: nothing is allocated."""
+    n = len(view)
+    read = write = 0
+    while read < n:
+        code = view[read]
+        if code == 0 or read + code > n:
+            return -1
+        view[write : write + code - 1] = view[read + 1 : read + code]
+        write += code - 1
+        read += code
+        if code != 0xFF and read < n:  # the 0x00 the code byte stood for
+            view[write] = 0
+            write += 1
+    return write
 
 
 def encode(data):
@@ -63,6 +61,7 @@ def encode(data):
 def decode(data):
     """The bytes that data (COBS, no delimiter) stands for; DecodeError if it is not COBS."""
     buf = bytearray(data)
-    if not unstuff(buf):
+    n = unstuff(memoryview(buf))
+    if n < 0:
         raise DecodeError("cobs: malformed")
-    return buf[1:]
+    return buf[:n]

@@ -1,6 +1,7 @@
 # Li-Fi physical layer, sans-I/O: one payload in, the chips of one OOK frame out, and back.
 # Byte-by-byte layout, the line codes and dimming: docs/lifi-phy.md. The encoding half is
-# lifi_phy_encode.py (all a luminaire imports), re-exported here; the decoder is here.
+# lifi_phy_encode.py (all a luminaire imports), re-exported here; whole frames and the decoder
+# are here.
 import struct
 from binascii import crc32
 
@@ -19,18 +20,41 @@ from .lifi_phy_encode import (  # noqa: F401 (the API)
     MAX_PAYLOAD,
     PREAMBLE_CHIPS,
     SFD,
-    SYNC,
     VERSION,
+    _code,
     chips_per_byte,
     compensation_chips,
     crc16,
     dimming_ratio,
-    encode_bytes,
-    encode_frame,
-    encode_into,
+    encode_slices,
     frame_chips,
     header,
 )
+
+SYNC = b"\xaa\xaa\xf8\x34"  # what a receiver looks for: the preamble's end and the SFD
+
+
+def encode_bytes(data, line_code):
+    # The chips of data alone, line-coded (4B6B pads an odd count with 4 chips 1010).
+    out = bytearray((len(data) * chips_per_byte(line_code) + 7) // 8)
+    _code(out, 0, data, 0, len(data), line_code)
+    return bytes(out)
+
+
+def encode_into(out, payload, line_code, level_pct=50):
+    # Writes the chips of one frame into out (a bytearray of at least frame_chips() / 8 bytes,
+    # reusable from frame to frame: no allocation but the encoder's state, ~0.5 KB on a 64-bit
+    # board); returns the chip bytes used.
+    if len(out) < frame_chips(len(payload), line_code, level_pct) // 8:
+        raise ValueError("out is too small")
+    return next(encode_slices(out, payload, line_code, level_pct))  # one slice: the frame
+
+
+def encode_frame(payload, line_code, level_pct=50):
+    # The chips of one frame, packed MSB-first, 1 = LED on.
+    out = bytearray(frame_chips(len(payload), line_code, level_pct) // 8)
+    encode_into(out, payload, line_code, level_pct)
+    return bytes(out)
 
 
 def _tables():

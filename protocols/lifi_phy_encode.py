@@ -1,5 +1,6 @@
 # Li-Fi physical layer, sans-I/O: one payload in, the chips of one OOK frame out. This is the
-# encoding half, all a luminaire imports; lifi_phy.py re-exports it and adds the decoder.
+# encoding half, all a luminaire imports (a frame in slices); lifi_phy.py re-exports it and adds
+# whole-frame encoding and the decoder.
 # Byte-by-byte layout, the line codes and dimming: docs/lifi-phy.md.
 #
 # Chips are packed MSB-first, 1 = LED on. A frame is, in chip bytes:
@@ -32,7 +33,6 @@ LEVEL_MAX = const(90)
 
 PREAMBLE_CHIPS = const(64)  # 1010...10: clock and gain settle on it
 SFD = b"\xf8\x34"  # 1111100000110100: runs of 5 that no line-coded data contains
-SYNC = b"\xaa\xaa\xf8\x34"  # what a receiver looks for: the preamble's end and the SFD
 HEADER_BYTES = const(6)  # version | line code, level %, length (2), CRC-16 (2)
 HEAD_CHIP_BYTES = const(22)  # preamble 8 + SFD 2 + Manchester header 12
 BLOCK_BYTES = const(4)  # payload bytes between two runs of compensation
@@ -65,18 +65,19 @@ def dimming_ratio(level_pct):
     return 100 - 2 * level_pct, 2 * level_pct, 0
 
 
-def compensation_chips(level_pct, frame_chip_count):
-    # Compensation chips added to frame_chip_count balanced (50%) chips, a multiple of 8, so that
-    # the whole averages level_pct: frame_chips(n, c, level) = frame_chips(n, c) + this.
+def compensation_chips(level_pct, n):
+    # Compensation chips added to n balanced (50%) chips, a multiple of 8, so that the whole
+    # averages level_pct: frame_chips(len, code, level) = frame_chips(len, code) + this.
     num, den, _ = dimming_ratio(level_pct)
-    return 8 * (frame_chip_count // 8 * num // den)
+    return 8 * (n // 8 * num // den)
 
 
-def frame_chips(payload_len, line_code, level_pct=50):
-    # Chips of one frame, compensation included: its airtime is frame_chips / chip_rate_hz.
-    if not 0 <= payload_len <= MAX_PAYLOAD:
+def frame_chips(n, line_code, level_pct=50):
+    # Chips of one frame of an n-byte payload, compensation included: its airtime is
+    # frame_chips / chip_rate_hz.
+    if not 0 <= n <= MAX_PAYLOAD:
         raise ValueError("payload longer than MAX_PAYLOAD")
-    full, rest = divmod(payload_len + CRC_BYTES, BLOCK_BYTES)
+    full, rest = divmod(n + CRC_BYTES, BLOCK_BYTES)
     chip_bits = chips_per_byte(line_code)
     # line-coded blocks, and the last partial one (4B6B pads an odd byte count with 4 chips)
     balanced = HEAD_CHIP_BYTES + full * BLOCK_BYTES * chip_bits // 8 + (rest * chip_bits + 7) // 8
@@ -112,23 +113,16 @@ def _code(out, pos, src, start, end, line_code):
     return pos
 
 
-def encode_bytes(data, line_code):
-    # The chips of data alone, line-coded (4B6B pads an odd count with 4 chips 1010).
-    out = bytearray((len(data) * chips_per_byte(line_code) + 7) // 8)
-    _code(out, 0, data, 0, len(data), line_code)
-    return bytes(out)
-
-
 def _fill(out, pos, count, value):
     for i in range(pos, pos + count):
         out[i] = value
     return pos + count
 
 
-def header(payload_len, line_code, level_pct=50):
-    # The 6 header bytes (before Manchester coding).
+def header(n, line_code, level_pct=50):
+    # The 6 header bytes (before Manchester coding) of a frame of an n-byte payload.
     head = bytearray(HEADER_BYTES)
-    struct.pack_into(">BBH", head, 0, VERSION << 4 | line_code, level_pct, payload_len)
+    struct.pack_into(">BBH", head, 0, VERSION << 4 | line_code, level_pct, n)
     struct.pack_into(">H", head, 4, crc16(head, 4))
     return head
 
@@ -183,19 +177,3 @@ def encode_slices(out, payload, line_code, level_pct=50):
             balanced += coded
             owed = due
     yield pos
-
-
-def encode_into(out, payload, line_code, level_pct=50):
-    # Writes the chips of one frame into out (a bytearray of at least frame_chips() / 8 bytes,
-    # reusable from frame to frame: no allocation but the encoder's state, ~0.5 KB on a 64-bit
-    # board); returns the chip bytes used.
-    if len(out) < frame_chips(len(payload), line_code, level_pct) // 8:
-        raise ValueError("out is too small")
-    return next(encode_slices(out, payload, line_code, level_pct))  # one slice: the frame
-
-
-def encode_frame(payload, line_code, level_pct=50):
-    # The chips of one frame, packed MSB-first, 1 = LED on.
-    out = bytearray(frame_chips(len(payload), line_code, level_pct) // 8)
-    encode_into(out, payload, line_code, level_pct)
-    return bytes(out)

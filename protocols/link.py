@@ -40,9 +40,9 @@ _HEADER_BYTES = const(5)
 _SEEN = const(32)  # reliable frames remembered for duplicate detection
 
 # Notices about our own reliable frames, as (kind, frame) events.
-DELIVERED = "delivered"  # the peer ACKed it
-REJECTED = "rejected"  # the peer NACKed it: retrying would not help
-FAILED = "failed"  # no ACK after max_retries retransmissions
+DELIVERED = const(1)  # the peer ACKed it
+REJECTED = const(2)  # the peer NACKed it: retrying would not help
+FAILED = const(3)  # no ACK after max_retries retransmissions
 
 # time.ticks_ms() wraps at 2**30 on MicroPython; masking CPython's monotonic milliseconds the same
 # way lets one comparison serve both (for intervals under 2**29 ms, about six days).
@@ -126,71 +126,64 @@ def parse_frame(raw, max_body_bytes=MAX_BODY_BYTES):
     return Frame(type, seq, bytes(view[_HEADER_BYTES:end]), flags, crc)
 
 
-def _decode_stuffed(stuffed, max_body_bytes):
-    buf = bytearray(stuffed)
-    if not cobs.unstuff(buf):
-        raise FrameError("cobs")
-    return parse_frame(memoryview(buf)[1:], max_body_bytes)
-
-
-def decode_frame(wire, max_body_bytes=MAX_BODY_BYTES):
+def decode_frame(data, max_body_bytes=MAX_BODY_BYTES):
     # A Frame from the wire bytes of exactly one frame, delimiters optional; raises FrameError.
-    wire = bytes(wire).strip(b"\x00")
-    if len(wire) > max_wire_bytes(max_body_bytes):
-        raise FrameError("oversized")
-    if b"\x00" in wire:
+    data = bytes(data).strip(b"\x00")
+    if b"\x00" in data:
         raise FrameError("cobs")
-    return _decode_stuffed(wire, max_body_bytes)
+    # nothing at all is a truncated frame (the decoder skips empty ones)
+    found = FrameDecoder(max_body_bytes).feed(data + b"\x00") or [FrameError("truncated")]
+    if isinstance(found[0], FrameError):
+        raise found[0]
+    return found[0]
 
 
 class FrameDecoder:
-    # feed(chunk) takes bytes or a bytearray split anywhere and returns the Frame and FrameError
-    # objects it completes, in stream order. Memory: one fixed buffer, for a frame split across
-    # chunks; a frame whole inside a chunk is decoded from the chunk without copying it there.
+    # feed(data) takes bytes or a bytearray split anywhere and returns the Frame and FrameError
+    # objects it completes, in stream order. Memory: one fixed buffer, where each frame is
+    # gathered and unstuffed in place; only a Frame's body is a new copy.
     def __init__(self, max_body_bytes=MAX_BODY_BYTES):
         self.max_body_bytes = max_body_bytes
-        self._buf = bytearray(max_wire_bytes(max_body_bytes))
-        self._view = memoryview(self._buf)
+        self._buf = memoryview(bytearray(max_wire_bytes(max_body_bytes)))
         self._len = 0  # bytes of a partial frame held in _buf
         self._skipping = False  # an oversized run was reported; drop bytes up to the next 0x00
 
-    def feed(self, chunk):
+    def feed(self, data):
         events = []
-        n = len(chunk)
-        view = memoryview(chunk)
-        limit = len(self._buf)
+        n = len(data)
+        view = memoryview(data)
+        buf = self._buf
         start = 0
         while start < n:
-            end = chunk.find(b"\x00", start)
+            end = data.find(b"\x00", start)
             if end < 0:
                 end = n
             held = self._len
             size = held + end - start
             if self._skipping:
                 pass
-            elif size > limit:
+            elif size > len(buf):
                 events.append(FrameError("oversized"))
                 self._skipping = True
                 self._len = 0
-            elif held or end == n:  # a frame split across chunks: gather it in _buf
-                self._view[held:size] = view[start:end]
-                if end == n:
+            else:
+                buf[held:size] = view[start:end]
+                if end == n:  # the frame goes on in the next chunk
                     self._len = size
                 else:
                     self._len = 0
-                    self._emit(self._view[:size], events)
-            elif end > start:  # a frame whole in the chunk; empty ones (0x00 0x00) are ignored
-                self._emit(view[start:end], events)
+                    if size:  # empty frames (0x00 0x00) are ignored
+                        try:
+                            size = cobs.unstuff(buf[:size])  # in place
+                            if size < 0:
+                                raise FrameError("cobs")
+                            events.append(parse_frame(buf[:size], self.max_body_bytes))
+                        except FrameError as e:
+                            events.append(e)
             if end < n:
                 self._skipping = False
             start = end + 1
         return events
-
-    def _emit(self, stuffed, events):
-        try:
-            events.append(_decode_stuffed(stuffed, self.max_body_bytes))
-        except FrameError as e:
-            events.append(e)
 
 
 class Link:
@@ -246,9 +239,9 @@ class Link:
             wire = self.pending_output() + wire
         return wire
 
-    def receive(self, chunk, now_ms):
+    def receive(self, data, now_ms):
         events = []
-        for item in self._decoder.feed(chunk):
+        for item in self._decoder.feed(data):
             if isinstance(item, FrameError):
                 if item.seq is not None:
                     self._out += encode_frame(NACK, item.seq)
@@ -268,8 +261,26 @@ class Link:
                         seen[i] = -1
                 if item.ack_requested:
                     self._out += encode_frame(ACK, item.seq)
-                    if self._is_duplicate(item, now_ms):
+                    # A retransmission repeats the same bytes: same seq and CRC within dedup_ms.
+                    # A peer that restarted its seqs sends other bytes, waits dedup_ms, or says
+                    # HELLO first.
+                    seen = self._seen
+                    duplicate = False
+                    for i in range(0, len(seen), 3):
+                        if seen[i] == item.seq:
+                            duplicate = seen[i + 1] == item.crc and (
+                                ticks_diff(now_ms, seen[i + 2]) < self.dedup_ms
+                            )
+                            if not duplicate:
+                                seen[i] = -1
+                            break
+                    if duplicate:
                         continue
+                    i = self._seen_next
+                    seen[i] = item.seq
+                    seen[i + 1] = item.crc
+                    seen[i + 2] = now_ms
+                    self._seen_next = (i + 3) % len(seen)
             events.append(item)
         return events
 
@@ -308,19 +319,3 @@ class Link:
             return b""
         self._out = bytearray()
         return bytes(out)
-
-    def _is_duplicate(self, frame, now_ms):
-        # A retransmission repeats the same bytes: same seq and CRC within dedup_ms. A peer that
-        # restarted its seqs sends other bytes, waits dedup_ms, or says HELLO first.
-        seen = self._seen
-        for i in range(0, len(seen), 3):
-            if seen[i] == frame.seq:
-                if seen[i + 1] == frame.crc and ticks_diff(now_ms, seen[i + 2]) < self.dedup_ms:
-                    return True
-                seen[i] = -1
-        i = self._seen_next
-        seen[i] = frame.seq
-        seen[i + 1] = frame.crc
-        seen[i + 2] = now_ms
-        self._seen_next = (i + 3) % len(seen)
-        return False

@@ -29,8 +29,9 @@ _MAX_FRAMES = const(2048)  # a carousel of 1,000-byte frames this long fills a b
 _MISSING_SHOWN = const(8)  # ranges of indexes a refused commit names (then "...")
 _IDLE_MS = const(250)  # nothing to send yet, or a bad slot: look again after this
 _LEVEL_DEFAULT = const(50)  # not dimmed
-FILES = ("lifi-a.dat", "lifi-b.dat")
-LINE_CODES = {"manchester": lifi_phy_encode.MANCHESTER, "4b6b": lifi_phy_encode.CODE_4B6B}
+_FILES = const(("lifi-a.dat", "lifi-b.dat"))  # the carousel on air, and the one coming
+# the line codes by name, in the order of their numbers (lifi_phy_encode.MANCHESTER is 0)
+_LINE_CODES = const(("manchester", "4b6b"))
 
 
 def _int(args, key, low, high):
@@ -83,10 +84,10 @@ class Luminaire:
         light = self._hal.board["aliases"]["lifi_tx"]
         chip_rate_hz = _int(args, "chip_rate_hz", 1, light.get("max_chip_rate_hz", 1000000))
         line_code = args.get("line_code")
-        if line_code not in LINE_CODES:
+        if line_code not in _LINE_CODES:
             raise ValueError("line_code must be manchester or 4b6b, got %r" % (line_code,))
         on_air = self.current["file"] if self.current else None
-        name = FILES[1] if on_air == FILES[0] else FILES[0]
+        name = _FILES[1] if on_air == _FILES[0] else _FILES[0]
         open(self._hal.storage + name, "wb").close()  # a restarted upload starts afresh
         free = self._hal.storage_free()  # beside the carousel on air, which stays until commit
         if frames * _SLOT_BYTES > free:
@@ -163,7 +164,7 @@ class Luminaire:
         # lifi-clear: the exhibit's content was withdrawn; the light stops carrying it
         self._device.config.update({"lifi": None})
         self.current = self._staging = self._received = None
-        for name in FILES:
+        for name in _FILES:
             open(self._hal.storage + name, "wb").close()
         self._device.log("info", "lifi: carousel cleared")
         return {"ok": True}
@@ -225,7 +226,7 @@ class Luminaire:
                 index += 1
                 await hal.clock.sleep_ms(_IDLE_MS)
                 continue
-            line_code = LINE_CODES[current["line_code"]]
+            line_code = _LINE_CODES.index(current["line_code"])
             level_pct = self.level_pct  # a dim command while the frame is on air waits for the next
             left = lifi_phy_encode.frame_chips(n, line_code, level_pct) // 8  # chip bytes to send
             if len(chips) < left and not sliced:

@@ -50,19 +50,24 @@ def _slices(spec):
     # Every level, each payload length and each size of out: the frames whose slices, sent one
     # after another, are not encode_frame's chips, or whose slices but the last are not whole
     # 32-bit words; [] when all are right.
+    code = _code(spec)
+    lens = spec["payload_lens"]
+    # One buffer for the whole frames, as long as the longest (10 % and 90 % add the most), taken
+    # first: a 64 KB heap may have no 10 KB hole left for a new one per frame.
+    frame = bytearray(max(lifi_phy.frame_chips(n, code, lifi_phy.LEVEL_MIN) for n in lens) // 8)
     wrong = []
     for level in range(lifi_phy.LEVEL_MIN, lifi_phy.LEVEL_MAX + 1):
-        for n in spec["payload_lens"]:
+        for n in lens:
             payload = _payload({"payload_len": n})
-            frame = lifi_phy.encode_frame(payload, _code(spec), level)
+            length = lifi_phy.encode_into(frame, payload, code, level)
             for size in spec["slice_bytes"]:
                 out = bytearray(size)
                 at = 0
                 right = True
-                for used in lifi_phy_encode.encode_slices(out, payload, _code(spec), level):
+                for used in lifi_phy_encode.encode_slices(out, payload, code, level):
                     right = right and not at & 3 and out[:used] == frame[at : at + used]
                     at += used
-                if not right or at != len(frame):
+                if not right or at != length:
                     wrong.append([level, n, size])
     return wrong
 

@@ -80,6 +80,7 @@ def _exchange(spec):
     # After each step both ends are polled and their output carried until the line is quiet.
     # Returns the log: [clock, side, what] with what one of ["frame", type, seq, body hex],
     # ["error", reason], [notice kind, seq], ["busy"] (window full), ["restart"].
+    NOTICES = {link.DELIVERED: "delivered", link.REJECTED: "rejected", link.FAILED: "failed"}
     config = spec.get("config", {})
     clock = [spec.get("start_ms", 0)]
     links = {"a": link.Link(**config), "b": link.Link(**config)}
@@ -98,7 +99,7 @@ def _exchange(spec):
             elif isinstance(ev, link.FrameError):
                 what = ["error", ev.reason]
             else:
-                what = [ev[0], ev[1].seq]
+                what = [NOTICES[ev[0]], ev[1].seq]
             log.append([now(), side, what])
 
     def transmit(side, data):
