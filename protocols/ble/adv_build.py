@@ -39,7 +39,10 @@ def build(
     if flags is not None:
         out += _ad(_FLAGS, bytes((flags,)))
     if service_uuids:
-        out += _ad(_UUID16_COMPLETE, b"".join(struct.pack("<H", u) for u in service_uuids))
+        uuids = b""
+        for u in service_uuids:
+            uuids += struct.pack("<H", u)
+        out += _ad(_UUID16_COMPLETE, uuids)
     for ad_type, table in ((_SERVICE_DATA16, service_data), (_MANUFACTURER, manufacturer_data)):
         for key in sorted(table or {}):  # sorted: the same bytes on every interpreter
             out += _ad(ad_type, struct.pack("<H", key) + bytes(table[key]))

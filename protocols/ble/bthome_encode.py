@@ -37,11 +37,16 @@ def encode(measurements, mac=None, key=None, counter=0, trigger=False, packet_id
     advert goes out from) the objects are encrypted under the given counter, which must grow with
     every new frame. Raises ValueError on unknown ids or values out of range."""
     info = _VERSION_2 | (_TRIGGER if trigger else 0) | (0 if key is None else _ENCRYPTED)
-    objects = [] if packet_id is None else [(0x00, packet_id)]
-    # Ascending ids as the spec asks; the index keeps equal ids in the caller's order.
-    order = sorted(range(len(measurements)), key=lambda i: (measurements[i][0], i))
-    objects += [measurements[i] for i in order]
-    payload = b"".join(pack(object_id, value) for object_id, value in objects)
+    # Ascending ids as the spec asks; the index keeps equal ids in the caller's order. Loops,
+    # not comprehensions: each of those costs a board's heap a function.
+    order = []
+    for i in range(len(measurements)):
+        order.append((measurements[i][0], i))
+    order.sort()
+    payload = b"" if packet_id is None else pack(0x00, packet_id)
+    for _, i in order:
+        object_id, value = measurements[i]
+        payload += pack(object_id, value)
     if key is None:
         frame = bytes((info,)) + payload
     else:

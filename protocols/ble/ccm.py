@@ -29,8 +29,7 @@ class CCM:
 
     def encrypt(self, nonce, data, associated_data):
         """Returns ciphertext + MIC."""
-        _check(nonce, associated_data)
-        stream = self._keystream(nonce, len(data))
+        stream = self._keystream(nonce, associated_data, len(data))
         out = _xor(data, stream, 16)
         tag = self._mac(nonce, data)
         for i in range(_MIC_LEN):
@@ -39,11 +38,11 @@ class CCM:
 
     def decrypt(self, nonce, data, associated_data):
         """Returns the plaintext of ciphertext + MIC; DecodeError when the MIC does not match."""
-        _check(nonce, associated_data)
         size = len(data) - _MIC_LEN
+        # the keystream checks the nonce and associated data, which go before the length
+        stream = self._keystream(nonce, associated_data, size)
         if size < 0:
             raise DecodeError("CCM input shorter than its MIC")
-        stream = self._keystream(nonce, size)
         plain = _xor(data[:size], stream, 16)
         tag = self._mac(nonce, plain)
         diff = 0
@@ -53,10 +52,14 @@ class CCM:
             raise DecodeError("MIC mismatch")
         return bytes(plain)
 
-    def _keystream(self, nonce, size):
+    def _keystream(self, nonce, associated_data, size):
         # S_0 (masks the MIC) then S_1.. (mask the data), all counter blocks in one ECB call.
+        if len(nonce) != _NONCE_LEN or associated_data is not None:
+            raise ValueError("CCM here takes a 13-byte nonce and no associated data")
         head = bytes((_A_FLAGS,)) + nonce
-        blocks = b"".join(head + bytes((i >> 8, i & 0xFF)) for i in range((size + 15) // 16 + 1))
+        blocks = bytearray()
+        for i in range((size + 15) // 16 + 1):
+            blocks += head + bytes((i >> 8, i & 0xFF))
         return self._ecb.encrypt(blocks)
 
     def _mac(self, nonce, plain):
@@ -68,11 +71,6 @@ class CCM:
                 block[i] ^= byte
             x = self._ecb.encrypt(block)
         return x
-
-
-def _check(nonce, associated_data):
-    if len(nonce) != _NONCE_LEN or associated_data is not None:
-        raise ValueError("CCM here takes a 13-byte nonce and no associated data")
 
 
 def _xor(data, stream, offset):

@@ -25,12 +25,11 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from luciole.firmware.apps.energy import Energy
+from luciole.firmware.apps.energy import battery_years, charges_uas
 from luciole.firmware.apps.parking_detector import (
     HEARTBEAT_S,
     IDLE_MS,
     REPORT_REPEATS,
-    CalibrationError,
     Detector,
 )
 
@@ -169,7 +168,7 @@ def _street_run(seed, n_bays, duration_s):
     street = Street(n_bays, seed=seed, duration_s=duration_s)
     power = _board_power()
     rng = np.random.default_rng(seed)
-    ours, naive, energies = [], [], []
+    ours, naive, accounts, sent = [], [], [], 0
     refused, off_hours, uncalibrated = 0, [], []
     for bay in range(n_bays):
         detector, tries, working_hours = _calibrated(street, bay, rng)
@@ -180,18 +179,19 @@ def _street_run(seed, n_bays, duration_s):
         if not working_hours:
             off_hours.append(bay)
         calibrated = detector.baseline
-        energy = Energy(power)
-        ours.append((bay, _run_detector(street, bay, detector, energy)))
-        energies.append(energy)
+        decisions, adverts, bursts = _run_detector(street, bay, detector)
+        ours.append((bay, decisions))
+        accounts.append(charges_uas(power, street.duration_s, detector.samples, adverts, bursts))
+        sent += adverts
         naive.append((bay, _run_naive(street, bay, calibrated)))
     return {
         "seed": seed,
         "stays": len(street.vehicles),
         "ours": _tally(street, ours),
         "naive": _tally(street, naive),
-        "years": [e.battery_years(CELL_MAH) for e in energies],
-        "adverts": sum(e.advert_count for e in energies),
-        "account": _mean_account(energies),
+        "years": [battery_years(sum(a.values()) / street.duration_s, CELL_MAH) for a in accounts],
+        "adverts": sent,
+        "account": _mean_account(accounts, street.duration_s),
         "kinds": _by_kind(street, dict(ours)),
         "refused": refused,
         "off_hours": off_hours,
@@ -239,32 +239,34 @@ def _calibrated_at(street, bay, t_s):
         detector.feed(IDLE_MS, *street.field_ut(bay, t_s + 2 * k))
     try:
         detector.calibrate()
-    except CalibrationError:
+    except ValueError:  # calibration refused
         return None, True
     return detector, False
 
 
-def _run_detector(street, bay, detector, energy):
-    """Decisions [(t_s, occupied)] over the day; the energy account follows the app's policy."""
+def _run_detector(street, bay, detector):
+    """(decisions [(t_s, occupied)] over the day, advertising events, bursts of them): the
+    adverts follow the app's policy."""
     decisions = []
     t_s = 0.0
     wait_ms = IDLE_MS
     last_report_s = 0.0
+    adverts = bursts = 0
     field = street.field_ut
     feed = detector.feed
     while t_s < street.duration_s:
         if feed(wait_ms, *field(bay, t_s)):
             decisions.append((t_s, detector.occupied))
-            energy.adverts(REPORT_REPEATS)
+            adverts += REPORT_REPEATS
+            bursts += 1
             last_report_s = t_s
         elif t_s - last_report_s >= HEARTBEAT_S:
-            energy.adverts(1)
+            adverts += 1
+            bursts += 1
             last_report_s = t_s
         wait_ms = detector.next_ms()
         t_s += wait_ms / 1000
-    energy.sample(detector.samples)
-    energy.elapsed(street.duration_s)
-    return decisions
+    return decisions, adverts, bursts
 
 
 def _run_naive(street, bay, baseline):
@@ -357,9 +359,9 @@ def _by_kind(street, decisions_by_bay):
     return kinds
 
 
-def _mean_account(energies):
-    n = len(energies)
-    elapsed = energies[0].elapsed_s
-    out = {name: sum(e.uas[name] for e in energies) / n / elapsed for name in energies[0].uas}
-    out["average_ua"] = sum(e.average_ua() for e in energies) / n
+def _mean_account(accounts, elapsed_s):
+    """Mean current per consumer and in all (uA) of the bays' charges (uAs) over elapsed_s."""
+    n = len(accounts)
+    out = {name: sum(a[name] for a in accounts) / n / elapsed_s for name in accounts[0]}
+    out["average_ua"] = sum(sum(a.values()) / elapsed_s for a in accounts) / n
     return out
