@@ -26,6 +26,10 @@ class SerialDevice:
         self.hellos = 0
         self.commands_received = []
         self._resend: list[bytes] = []  # bodies the link gave up on: a device never drops them
+        # seqs of readings sent more than once: only these may arrive after later ones, up to
+        # window - 1 of them (docs/device-link.md 4.2); the gateway's open discards what came
+        # before it, so a device that starts first always has some
+        self.resent: set[int] = set()
         self._master = self._slave = None
         self._link: link.Link | None = None
         self._wake = asyncio.Event()
@@ -107,6 +111,7 @@ class SerialDevice:
             self.delivered += 1
         elif frame.type == link.READING:
             self._resend.append(frame.body)
+            self.resent.add(readings.decode(frame.body)[1])
 
     def _send(self, frame_type, body, reliable=True):
         self._write(self._link.send(frame_type, body, now_ms(), reliable=reliable))
@@ -139,7 +144,12 @@ class SerialDevice:
                 self._send(link.READING, body)
             for notice in self._link.poll(now_ms()):
                 self._settled(notice)
-            self._flush()
+            # what poll() queued is retransmissions only: _handle() flushes the ACKs it queues
+            again = self._link.pending_output()
+            for frame in link.FrameDecoder().feed(again):
+                if frame.type == link.READING:
+                    self.resent.add(readings.decode(frame.body)[1])
+            self._write(again)
             self._wake.clear()
             wait_ms = self._link.poll_in_ms(now_ms())
             waiter = asyncio.ensure_future(self._wake.wait())
