@@ -40,10 +40,11 @@ class World:
     # The connection to the simulator's world, which is every peripheral of this board but the
     # UART: one object serves as magnetometer, BLE radio, light, LED, battery and watchdog (one
     # class rather than six: on a 64 KB heap each class costs its weight).
-    def __init__(self, hal, streams):
-        self._hal = hal  # its clock, and its instance: what the simulator says of this board
+    def __init__(self, hal, streams, sim):
+        self._hal = hal  # its clock
         self._reader, self._writer = streams
-        self.address = hal.instance.get("mac", "02:00:00:00:00:00")  # the BLE address
+        self.address = sim.get("mac", "02:00:00:00:00:00")  # the BLE address
+        self.battery_mv = sim.get("battery_mv", 3000)
         self.slices = True  # transmit joins slices of a frame: the world sees the frame whole
         self._air_rest = 0  # air time not slept yet, in 1/chip_rate_hz ms: slices add up exactly
 
@@ -94,7 +95,7 @@ class World:
 
     # battery
     def read_mv(self):
-        return self._hal.instance.get("battery_mv", 3000)
+        return self.battery_mv
 
     # watchdog (Hal.watchdog starts it): the world resets the board (kills and restarts its
     # process) when feeds stop
@@ -107,8 +108,11 @@ class Hal:
     # open("link_uart") returns): on a 64 KB heap each class costs its weight.
     def __init__(self, board):
         self.board = board
-        self.instance = json.loads(os.getenv("LUCIOLE_SIM") or "{}")
-        self.storage = self.instance.get("storage", ".") + "/"
+        # what the simulator says of this board, kept until start() (the world's part)
+        self._sim = sim = json.loads(os.getenv("LUCIOLE_SIM") or "{}")
+        self.storage = sim.get("storage", ".") + "/"
+        self.id = sim.get("id", "sim-0000")
+        self.flash_kb = sim.get("flash_kb")
         self.clock = self
         self.speed = 1.0
         self._sim0_ms = 0
@@ -119,10 +123,12 @@ class Hal:
         self._draining = False
 
     async def start(self):
-        address = self.instance.get("world")
+        sim = self._sim
+        self._sim = None
+        address = sim.get("world")
         if address:
             host, port = address.rsplit(":", 1)
-            self.world = World(self, await asyncio.open_connection(host, int(port)))
+            self.world = World(self, await asyncio.open_connection(host, int(port)), sim)
             hello = json.dumps({"id": self.default_id()}).encode()
             welcome = json.loads(await self.world.request(_HELLO, hello))
             self.speed = welcome["speed"]
@@ -138,12 +144,12 @@ class Hal:
         await asyncio.sleep_ms(int(ms / self.speed))
 
     def default_id(self):
-        return self.instance.get("id", "sim-0000")
+        return self.id
 
     def storage_free(self):
         # bytes the board's filesystem can still take: its flash as the simulator gives it
         # ("flash_kb") less what the board's files take, else what the host's disk has
-        flash_kb = self.instance.get("flash_kb")
+        flash_kb = self.flash_kb
         if flash_kb is None:
             stat = os.statvfs(self.storage)
             return stat[1] * stat[4]

@@ -21,6 +21,9 @@ from .config import SerialPortConfig
 log = logging.getLogger("luciole.serial")
 
 REOPEN_S = 1.0
+# Frames in flight to a device. A board remembers 2 x this many for its duplicate check
+# (firmware/runtime.py _GATEWAY_WINDOW): a larger window needs boards that remember more.
+LINK_WINDOW = 4
 READ_BYTES = 4096
 
 
@@ -70,7 +73,7 @@ class SerialPort:
             await asyncio.sleep(REOPEN_S)
 
     async def _session(self, reader):
-        self.link = link.Link()
+        self.link = link.Link(window=LINK_WINDOW)
         greeting = cbor.dumps({"gateway": self.gateway.id})
         self.writer.write(self.link.send(link.HELLO, greeting, now_ms(), reliable=False))
         port = self.config.port

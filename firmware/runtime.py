@@ -7,13 +7,20 @@
 # The board is its definition (boards/<name>.json, copied to the board as board.json) and the HAL
 # of its port (boards/hal_<port>.py). Apps never name pins: they ask the HAL for an alias
 # ("magnetometer", "link_uart") and the definition says what that is here.
+#
+# The console is the device's side of the serial device link (docs/device-link.md): HELLO,
+# commands from the gateway or a technician's tool answered with RESPONSE frames, log lines as
+# LOG frames, and an app's own frames (the luminaire's LIFI). It serves provisioning (identify,
+# info, config get/set, reboot) and the apps' own commands. The link keeps real time
+# (time.ticks_ms), even where the simulator scales the apps' clock: its timers pace a real wire.
 import asyncio
 import gc
 import json
 import sys
+import time
 
 from firmware.config_store import ConfigStore
-from firmware.console import Console
+from protocols import cbor, link
 
 try:
     from micropython import const
@@ -32,11 +39,13 @@ except ImportError:
 
 
 _FIRMWARE_VERSION = const("0.1.0")
+_GATEWAY_WINDOW = const(4)  # edge/serial_port.py's link.Link(): the default window
+_RECEIVE_BYTES = const(256)  # the longest frame body a board takes, unless its app says: commands
 _WATCHDOG_MS = const(8000)  # const and underscored: inlined, no global to keep in the heap
 
 
 class Device:
-    # What an app gets besides the HAL: identity, config, console, log.
+    # What an app gets besides the HAL: identity, config, console commands and frames, log.
     def __init__(self, hal, app_name, app):
         self.hal = hal
         self.app = app_name
@@ -55,29 +64,118 @@ class Device:
             "fw": _FIRMWARE_VERSION,
             "board": hal.board["name"],
         }
-        self.console = Console(hal.open("link_uart"), self._hello)
-        self.command("identify", self._identify)
-        self.command("info", self._info)
-        self.command("config-get", self._config_get)
-        self.command("config-set", self._config_set)
-        self.command("reboot", self._reboot)
+        self._uart = hal.open("link_uart")
+        # the app says how long a frame it takes from the gateway (the luminaire's LIFI frames)
+        receive_bytes = getattr(app, "RECEIVE_BYTES", _RECEIVE_BYTES)
+        # its peer is the gateway, whose window is link.Link's default 4: 8 frames of memory
+        self._link = link.Link(
+            window=4,
+            retry_ms=250,
+            max_retries=8,
+            receive_body_bytes=receive_bytes,
+            peer_window=_GATEWAY_WINDOW,
+        )
+        self._handlers = {}  # frame type -> handler(body): an app's own frames (LIFI)
+        self._retransmitting = False  # a task runs while reliable frames are in flight
+        self._commands = {
+            "identify": self._identify,
+            "info": self._info,
+            "config-get": self._config_get,
+            "config-set": self._config_set,
+            "reboot": self._reboot,
+        }
 
     def setting(self, key):
         return self.config.get(key, self._settings[key])
 
     def command(self, name, handler):
-        self.console.command(name, handler)
+        # handler(args: dict) -> dict, or raises ValueError("reason") for an error reply
+        self._commands[name] = handler
 
     def on_frame(self, type, handler):
-        # an app's own device-link frames (protocols.link.LIFI): handler(body: bytes)
-        self.console.on_frame(type, handler)
+        # handler(body: bytes) for each new frame of that type (retransmissions already dropped)
+        self._handlers[type] = handler
+
+    def send(self, type, body, reliable=True):
+        # False when the link's window is full: the caller keeps the frame and tries later.
+        if reliable and not self._link.can_send():
+            return False
+        self._write(self._link.send(type, body, time.ticks_ms(), reliable))
+        if reliable and not self._retransmitting:
+            self._retransmitting = True
+            asyncio.create_task(self._retransmit())
+        return True
 
     def log(self, level, message):
-        self.console.log(level, message)
+        self.send(link.LOG, ("%s %s" % (level, message)).encode(), False)
         self.hal.log(level, message)
 
     def uptime_s(self):
         return (self.hal.clock.ticks_ms() - self._started_ms) // 1000
+
+    # -- the console --------------------------------------------------------------------------
+
+    async def run(self):
+        self.send(link.HELLO, cbor.dumps(self._hello), False)
+        while True:
+            data = await self._uart.read()
+            for frame in self._link.receive(data, time.ticks_ms()):
+                if not isinstance(frame, link.Frame):
+                    continue  # a bad frame, or a notice about one of ours
+                if frame.type == link.HELLO:
+                    self.send(link.HELLO, cbor.dumps(self._hello), False)
+                elif frame.type == link.COMMAND:
+                    self.send(link.RESPONSE, cbor.dumps(self._answer(frame.body)))
+                else:
+                    handler = self._handlers.get(frame.type)
+                    if handler is not None:
+                        handler(frame.body)
+            self._write(self._link.pending_output())
+
+    def _answer(self, body):
+        try:
+            request = cbor.loads(body)
+        except ValueError as e:
+            return {"ok": False, "error": "bad command: %s" % e}
+        if not isinstance(request, dict):
+            return {"ok": False, "error": "bad command: not a map"}
+        reply = {"id": request.get("id")}
+        name = request.get("cmd")
+        args = request.get("args")
+        handler = self._commands.get(name)
+        if handler is None:
+            reply["ok"] = False
+            reply["error"] = "unknown command %r; known: %s" % (
+                name,
+                ", ".join(sorted(self._commands)),
+            )
+        elif args is not None and not isinstance(args, dict):
+            reply["ok"] = False
+            reply["error"] = "args must be a map"
+        else:
+            try:
+                reply["result"] = handler(args or {})
+                reply["ok"] = True
+            except ValueError as e:
+                reply["ok"] = False
+                reply["error"] = str(e)
+        return reply
+
+    async def _retransmit(self):
+        # Started by the first reliable send, ends once none is in flight: a task that sleeps
+        # while there is nothing to resend would need an Event, whose module costs ~1 KB of heap.
+        link_ = self._link
+        wait_ms = link_.poll_in_ms(time.ticks_ms())
+        while wait_ms is not None:
+            await asyncio.sleep_ms(wait_ms + 1)
+            link_.poll(time.ticks_ms())
+            self._write(self._link.pending_output())
+            wait_ms = link_.poll_in_ms(time.ticks_ms())
+        self._retransmitting = False
+
+    def _write(self, data):
+        if data:
+            self._uart.write(data)
 
     # -- provisioning commands ----------------------------------------------------------------
 
@@ -171,9 +269,7 @@ async def _feed(hal, device):
         await hal.clock.sleep_ms(_WATCHDOG_MS // 4)
 
 
-async def _main(hal, app_name):
-    gc.collect()  # each import needs contiguous blocks: what loading the board left goes first
-    app = __import__("firmware.apps." + app_name, None, None, ["main"])
+async def _main(hal, app_name, app):
     aliases = hal.board["aliases"]
     missing = [alias for alias in getattr(app, "REQUIRES", ()) if alias not in aliases]
     if missing:
@@ -187,7 +283,7 @@ async def _main(hal, app_name):
         lambda loop, context: _crashed(device, context["exception"])
     )
     asyncio.create_task(_feed(hal, device))
-    asyncio.create_task(device.console.run())
+    asyncio.create_task(device.run())
     device.log(
         "info",
         "%s %s up on %s, boot %d" % (app_name, _FIRMWARE_VERSION, hal.board["name"], device.boots),
@@ -201,11 +297,16 @@ def _crashed(device, error):
 
 
 def start(app_name):
+    # The app's modules before the board's definition: most names in it (aliases, kinds, keys)
+    # are then names MicroPython holds already, which parsed JSON text reuses where a new string
+    # would take 64 bytes of heap. An app that cannot be imported is a crash, as any error
+    # before there is a HAL to log it and restart.
+    app = __import__("firmware.apps." + app_name, None, None, ["main"])
     with open(getenv("LUCIOLE_BOARD_FILE") or "board.json") as f:
         definition = json.load(f)
     hal = __import__("boards.hal_" + definition["port"], None, None, ["Hal"]).Hal(definition)
     try:
-        asyncio.run(_main(hal, app_name))
+        asyncio.run(_main(hal, app_name, app))
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as e:  # as a board's watchdog would: log, then start again

@@ -4,6 +4,9 @@
 # Encodes None, bool, int (bignums as tags 2/3), float (always 64-bit, as cbor2 does), str,
 # bytes, list/tuple, dict and Tag. Decodes all of the above plus float16/32, indefinite-length
 # strings and containers; other simple values (undefined, 0..19, 32..255) are rejected.
+# A DecodeError says why in a word or two ("cbor: truncated", "cbor: too deep"): on a board
+# every message longer than ten characters is a string object in the heap, a short one a name
+# MicroPython shares.
 import struct
 
 from .errors import DecodeError
@@ -89,144 +92,136 @@ def dumps(value):
     return bytes(out)
 
 
-class _Reader:
-    def __init__(self, data):
-        self.data = data
-        self.pos = 0
-
-    def take(self, n):
-        end = self.pos + n
-        if end > len(self.data):
-            raise DecodeError("cbor: truncated")
-        chunk = self.data[self.pos : end]
-        self.pos = end
-        return chunk
-
-    def argument(self, info):
-        if info < 24:
-            return info
-        if info == 24:
-            return self.take(1)[0]
-        if info == 25:
-            return struct.unpack(">H", self.take(2))[0]
-        if info == 26:
-            return struct.unpack(">I", self.take(4))[0]
-        if info == 27:
-            return struct.unpack(">Q", self.take(8))[0]
-        raise DecodeError("cbor: reserved additional information %d" % info)
-
-    def item(self, depth, can_break=False):
-        # One item; _BREAK only where an indefinite-length container may end (can_break). The
-        # cases are inline rather than methods: each function costs a board's heap.
-        if depth > MAX_DEPTH:
-            raise DecodeError("cbor: nested deeper than %d" % MAX_DEPTH)
-        initial = self.take(1)[0]
-        major = initial >> 5
-        info = initial & 0x1F
-        if major == 7:  # simple values and floats
-            if info == 20:
-                return False
-            if info == 21:
-                return True
-            if info == 22:
-                return None
-            if info == 25:  # RFC 8949 appendix D (struct's "e" format is absent on some ports)
-                bits = struct.unpack(">H", self.take(2))[0]
-                exp = (bits >> 10) & 0x1F
-                mant = bits & 0x3FF
-                if exp == 0:
-                    value = mant * 5.960464477539063e-08  # 2 ** -24
-                elif exp != 31:
-                    value = (mant + 1024) * 2.0 ** (exp - 25)
-                else:
-                    value = float("inf") if mant == 0 else float("nan")
-                return -value if bits & 0x8000 else value
-            if info == 26:
-                return struct.unpack(">f", self.take(4))[0]
-            if info == 27:
-                return struct.unpack(">d", self.take(8))[0]
-            if info == 31:
-                if can_break:
-                    return _BREAK
-                raise DecodeError("cbor: unexpected break")
-            raise DecodeError("cbor: unsupported simple value %d" % info)
+def _item(data, pos, depth, can_break=False):
+    # One item at data[pos:]: (value, the position after it). _BREAK only where an
+    # indefinite-length container may end (can_break). Functions over (data, pos) rather than a
+    # reader object, and the cases inline: each class and function costs a board's heap.
+    if depth > MAX_DEPTH:
+        raise DecodeError("too deep")
+    if pos >= len(data):
+        raise DecodeError("truncated")
+    initial = data[pos]
+    major = initial >> 5
+    info = initial & 0x1F
+    pos += 1
+    if major == 7:  # simple values and floats
+        if 20 <= info <= 22:
+            return (False, True, None)[info - 20], pos
         if info == 31:
-            return self.indefinite(major, depth)
-        n = self.argument(info)
-        if major == 0:
-            return n
-        if major == 1:
-            return -1 - n
-        if major == 2:
-            return bytes(self.take(n))
-        if major == 3:
-            return _text(self.take(n))
-        if major == 4 or major == 5:
-            # each item takes at least one byte: refuse counts the input cannot hold before
-            # allocating
-            if (n if major == 4 else 2 * n) > len(self.data) - self.pos:
-                raise DecodeError("cbor: truncated")
-            if major == 4:
-                return [self.item(depth + 1) for _ in range(n)]
-            value = {}
-            for _ in range(n):
-                key = self.item(depth + 1)
-                value[_key(key)] = self.item(depth + 1)
-            return value
-        value = self.item(depth + 1)
-        if n in (2, 3):  # bignums
-            if not isinstance(value, bytes):
-                raise DecodeError("cbor: bignum tag %d needs a byte string" % n)
-            big = int.from_bytes(value, "big")
-            return big if n == 2 else -1 - big
-        return Tag(n, value)
-
-    def indefinite(self, major, depth):
+            if can_break:
+                return _BREAK, pos
+            raise DecodeError("lone break")
+        if not 25 <= info <= 27:
+            raise DecodeError("simple")  # a simple value other than false, true, null
+        end = _end(data, pos, 1 << (info - 24))
+        if info == 26:
+            return struct.unpack(">f", data[pos:end])[0], end
+        if info == 27:
+            return struct.unpack(">d", data[pos:end])[0], end
+        # RFC 8949 appendix D (struct's "e" format is absent on some ports)
+        bits = data[pos] << 8 | data[pos + 1]
+        exp = (bits >> 10) & 0x1F
+        mant = bits & 0x3FF
+        if exp == 0:
+            value = mant * 5.960464477539063e-08  # 2 ** -24
+        elif exp != 31:
+            value = (mant + 1024) * 2.0 ** (exp - 25)
+        else:
+            value = float("inf") if mant == 0 else float("nan")
+        return -value if bits & 0x8000 else value, end
+    if info == 31:  # indefinite length: items until a break
         if major in (2, 3):
             chunks = []
             while True:
-                initial = self.take(1)[0]
+                initial = data[_end(data, pos, 1) - 1]
                 if initial == 0xFF:
-                    break
+                    raw = b"".join(chunks)
+                    return raw if major == 2 else _text(raw), pos + 1
                 if initial >> 5 != major or initial & 0x1F == 31:
-                    raise DecodeError("cbor: bad chunk in an indefinite-length string")
-                chunks.append(bytes(self.take(self.argument(initial & 0x1F))))
-            raw = b"".join(chunks)
-            return raw if major == 2 else _text(raw)
-        if major == 4:
-            items = []
-            while True:
-                item = self.item(depth + 1, True)
-                if item is _BREAK:
-                    return items
-                items.append(item)
-        if major == 5:
-            value = {}
-            while True:
-                key = self.item(depth + 1, True)
-                if key is _BREAK:
-                    return value
-                value[_key(key)] = self.item(depth + 1)
-        raise DecodeError("cbor: indefinite length not allowed for major type %d" % major)
+                    raise DecodeError("bad chunk")  # in an indefinite-length string
+                n, pos = _argument(data, pos + 1, initial & 0x1F)
+                end = _end(data, pos, n)
+                chunks.append(bytes(data[pos:end]))
+                pos = end
+        if major not in (4, 5):
+            raise DecodeError("indefinite")  # not allowed for an int or a tag
+        value = [] if major == 4 else {}
+        while True:
+            item, pos = _item(data, pos, depth + 1, True)
+            if item is _BREAK:
+                return value, pos
+            if major == 4:
+                value.append(item)
+            else:
+                value[_key(item)], pos = _item(data, pos, depth + 1)
+    n, pos = _argument(data, pos, info)
+    if major == 0:
+        return n, pos
+    if major == 1:
+        return -1 - n, pos
+    if major == 2 or major == 3:
+        end = _end(data, pos, n)
+        return bytes(data[pos:end]) if major == 2 else _text(data[pos:end]), end
+    if major == 4 or major == 5:
+        # each item takes at least one byte: refuse counts the input cannot hold before
+        # allocating
+        if (n if major == 4 else 2 * n) > len(data) - pos:
+            raise DecodeError("truncated")
+        value = [] if major == 4 else {}
+        for _ in range(n):
+            item, pos = _item(data, pos, depth + 1)
+            if major == 4:
+                value.append(item)
+            else:
+                value[_key(item)], pos = _item(data, pos, depth + 1)
+        return value, pos
+    value, pos = _item(data, pos, depth + 1)
+    if n in (2, 3):  # bignums
+        if not isinstance(value, bytes):
+            raise DecodeError("bignum")  # tag 2 or 3 on something other than bytes
+        big = int.from_bytes(value, "big")
+        return big if n == 2 else -1 - big, pos
+    return Tag(n, value), pos
+
+
+def _end(data, pos, n):
+    # the position n bytes on, if data holds them
+    end = pos + n
+    if end > len(data):
+        raise DecodeError("truncated")
+    return end
+
+
+def _argument(data, pos, info):
+    # a head's argument and the position after it
+    if info < 24:
+        return info, pos
+    if info > 27:
+        raise DecodeError("reserved")  # additional information 28 to 30
+    end = _end(data, pos, 1 << (info - 24))
+    return int.from_bytes(data[pos:end], "big"), end
 
 
 def _key(key):
     if key is None or isinstance(key, (int, float, str, bytes)):
         return key
-    raise DecodeError("cbor: map key of type %s" % type(key).__name__)
+    raise DecodeError("map key")  # not a number, text, bytes or null
 
 
 def _text(raw):
     try:
         return str(raw, "utf-8")
     except (UnicodeError, ValueError):
-        raise DecodeError("cbor: invalid UTF-8 in a text string") from None
+        raise DecodeError("utf-8") from None  # not valid UTF-8 text
 
 
 def loads(data):
     # a view, not a copy: slices of it are views too, and only byte strings are copied out
-    reader = _Reader(memoryview(data))
-    value = reader.item(0)
-    if reader.pos != len(data):
-        raise DecodeError("cbor: %d bytes after the item" % (len(data) - reader.pos))
+    data = memoryview(data)
+    try:
+        value, pos = _item(data, 0, 0)
+        if pos != len(data):
+            raise DecodeError("trailing")  # bytes after the item
+    except DecodeError as e:
+        raise DecodeError("cbor: %s" % e) from None  # the layer that failed, for the reader
     return value

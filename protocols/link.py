@@ -37,7 +37,7 @@ FLAG_ACK = const(1)  # flags bit 0: ack requested; bits 1-7 are reserved and mus
 MAX_BODY_BYTES = const(1024)
 OVERHEAD_BYTES = const(9)  # header (version, type, flags, seq) + CRC-32
 _HEADER_BYTES = const(5)
-_SEEN = const(32)  # reliable frames remembered for duplicate detection
+_MAX_WINDOW = const(16)
 
 # Notices about our own reliable frames, as (kind, frame) events.
 DELIVERED = const(1)  # the peer ACKed it
@@ -73,10 +73,7 @@ class Frame:
         self.body = body
         self.flags = flags
         self.crc = crc
-
-    @property
-    def ack_requested(self):
-        return bool(self.flags & FLAG_ACK)
+        self.ack_requested = bool(flags & FLAG_ACK)  # an attribute: a property costs a board heap
 
     def __repr__(self):
         return f"Frame(type={self.type}, seq={self.seq}, flags={self.flags}, body={self.body!r})"
@@ -194,9 +191,16 @@ class Link:
     # Events: Frame (from the peer, never ACK/NACK), FrameError (bad bytes; the stream goes on),
     # and (DELIVERED | REJECTED | FAILED, frame) for our own reliable frames.
     def __init__(
-        self, retry_ms=250, max_retries=4, window=4, max_body_bytes=MAX_BODY_BYTES, dedup_ms=None
+        self,
+        retry_ms=250,
+        max_retries=4,
+        window=4,
+        max_body_bytes=MAX_BODY_BYTES,
+        dedup_ms=None,
+        receive_body_bytes=None,
+        peer_window=_MAX_WINDOW,
     ):
-        if not 1 <= window <= _SEEN // 2:
+        if not 1 <= window <= _MAX_WINDOW:
             raise ValueError("window must be 1 to 16")
         self.retry_ms = retry_ms
         self.max_retries = max_retries
@@ -204,15 +208,18 @@ class Link:
         self.max_body_bytes = max_body_bytes
         # The last copy of a frame is sent max_retries * retry_ms after the first.
         self.dedup_ms = (max_retries + 1) * retry_ms if dedup_ms is None else dedup_ms
-        self._decoder = FrameDecoder(max_body_bytes)
+        # the longest body taken from the peer (default max_body_bytes): the decoder's buffer,
+        # 1 KB by default, is what a board that takes only small commands can spare
+        self._decoder = FrameDecoder(receive_body_bytes or max_body_bytes)
         self._seq = 0
         self._reliable = 0  # reliable frames sent, mod 2**16: the window's position
         self._flight = []  # [frame, wire, sent_ms, retries, reliable number], oldest first
         self._out = bytearray(1)  # a lone 0x00 ends whatever a previous run left half-sent
-        # Seq, CRC and arrival time of the last _SEEN new reliable frames, three items per frame
-        # in one flat list (a list per frame would cost three times the heap). A duplicate comes
-        # back before 2 * window - 2 other new ones (see can_send): peers' windows must be <= 16.
-        self._seen = [-1, 0, 0] * _SEEN
+        # Seq, CRC and arrival time of the last new reliable frames, three items per frame in one
+        # flat list (a list per frame would cost three times the heap). A duplicate comes back
+        # before 2 * window - 2 other new ones (see can_send): the memory covers the peer's window
+        # (at most 16; a board, whose peer is the gateway's window of 4, keeps 8 frames).
+        self._seen = [-1, 0, 0] * (2 * peer_window)
         self._seen_next = 0  # the index of the next seq to overwrite: a multiple of 3
 
     def can_send(self):

@@ -34,7 +34,7 @@ RUNTIME_ALIASES = ("link_uart", "status_led")  # the console's port, the LED `id
 # Heap is what a board lacks, so the .mpy files carry no line numbers (a crash is logged as its
 # type and message) and name their source by module name, a qstr the board holds anyway.
 MPY_CROSS_OPTIONS = ("-X", "no-source-lines")
-RUNTIME = ("config_store.py", "console.py", "runtime.py")
+RUNTIME = ("config_store.py", "runtime.py")
 # A board's protocols.cbor is the compact codec itself, compiled under the switch's name: the
 # switch, which picks cbor2 on CPython, would cost the board a module and its names for nothing.
 BOARD_MODULES = {Path("protocols/cbor.py"): Path("protocols/cbor_compact.py")}

@@ -140,6 +140,26 @@ def test_max_body_bytes_is_configurable():
     assert [f.body for f in decoder.feed(wire)] == [bytes(2000)]
 
 
+def test_a_link_may_take_shorter_bodies_than_it_sends():
+    # a board that takes only commands holds a small decoder buffer, and still sends long replies
+    board, gateway = link.Link(receive_body_bytes=64), link.Link()
+    events = gateway.receive(board.send(link.RESPONSE, bytes(1000), 0), 1)
+    assert [f.body for f in events] == [bytes(1000)]
+    events = board.receive(gateway.send(link.COMMAND, bytes(64), 2), 3)
+    assert [f.body for f in events if isinstance(f, link.Frame)] == [bytes(64)]
+    events = board.receive(gateway.send(link.COMMAND, bytes(100), 4), 5)
+    assert [str(e) for e in events] == ["oversized"]
+
+
+def test_a_boards_duplicate_memory_covers_the_gateways_window():
+    # a board remembers 2 x _GATEWAY_WINDOW frames: a gateway sending more at once could have a
+    # retransmission taken for a new frame (delivered twice) once the board forgot the first
+    from luciole.edge import serial_port
+    from luciole.firmware import runtime
+
+    assert serial_port.LINK_WINDOW <= runtime._GATEWAY_WINDOW
+
+
 # --- streaming ------------------------------------------------------------------------------
 
 

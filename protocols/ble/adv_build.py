@@ -51,7 +51,7 @@ def build(
             raise ValueError(f"tx power {tx_power_dbm!r} dBm out of range")
         out += _ad(_TX_POWER, struct.pack("b", tx_power_dbm))
     if max_len is not None and len(out) > max_len:
-        raise ValueError(f"advertising data takes {len(out)} bytes, more than {max_len}")
+        raise ValueError("advertising data takes %d bytes, more than %d" % (len(out), max_len))
     if local_name:
         name = local_name.encode()
         room = _AD_DATA_MAX if max_len is None else min(max_len - len(out) - 2, _AD_DATA_MAX)
@@ -67,5 +67,5 @@ def build(
 
 def _ad(ad_type, value):
     if len(value) > _AD_DATA_MAX:
-        raise ValueError(f"AD structure of {len(value)} bytes, at most 254 fit")
+        raise ValueError("AD structure of %d bytes, at most 254 fit" % len(value))
     return bytes((len(value) + 1, ad_type)) + value

@@ -66,7 +66,7 @@ NAMES = {
     0xF1: ("firmware_version", None),
 }
 # id: (name, unit, size in bytes, signed, scale), the decoder's view (scale: bthome_objects.spec)
-OBJECTS = {i: NAMES[i] + spec(i) for i in FORMATS}
+OBJECTS = {i: NAMES[i] + spec(i) for i in (FORMATS[k] for k in range(0, len(FORMATS), 2))}
 
 
 class DowngradeError(DecodeError):

@@ -50,15 +50,14 @@ def encode(measurements, mac=None, key=None, counter=0, trigger=False, packet_id
     if key is None:
         frame = bytes((info,)) + payload
     else:
-        if len(key) != _KEY_LEN:
-            raise ValueError("BTHome key must be 16 bytes")
         if not 0 <= counter <= 0xFFFFFFFF:
             raise ValueError("BTHome counter must fit in 32 bits")
         counter_bytes = struct.pack("<I", counter)
+        # a key of another length: cached_cipher raises DecodeError, a ValueError
         sealed = cached_cipher(key).encrypt(nonce(mac, info, counter_bytes), payload, None)
         frame = bytes((info,)) + sealed[:-_MIC_LEN] + counter_bytes + sealed[-_MIC_LEN:]
     if len(frame) > _MAX_LEN:
-        raise ValueError(f"BTHome frame of {len(frame)} bytes does not fit a legacy advert")
+        raise ValueError("BTHome frame of %d bytes does not fit a legacy advert" % len(frame))
     return frame
 
 
