@@ -280,7 +280,7 @@ async def _main(hal, app_name, app):
     device = Device(hal, app_name, app)
     # a failing task must not print on the link (stdout on the unix port): log it, reboot
     asyncio.get_event_loop().set_exception_handler(
-        lambda loop, context: _crashed(device, context["exception"])
+        lambda loop, context: _crashed(device.log, hal, context["exception"])
     )
     asyncio.create_task(_feed(hal, device))
     asyncio.create_task(device.run())
@@ -291,9 +291,10 @@ async def _main(hal, app_name, app):
     await app.main(hal, device)  # an app's main runs as long as the board: a crash ends it
 
 
-def _crashed(device, error):
-    device.log("error", "crash: %s: %s" % (type(error).__name__, error))
-    device.hal.reset()
+def _crashed(log, hal, error):
+    # log: the device's (on the link and the board's log) or, before there is one, the HAL's
+    log("error", "crash: %s: %s" % (type(error).__name__, error))
+    hal.reset()
 
 
 def start(app_name):
@@ -310,5 +311,4 @@ def start(app_name):
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as e:  # as a board's watchdog would: log, then start again
-        hal.log("error", "crash: %s: %s" % (type(e).__name__, e))
-        hal.reset()
+        _crashed(hal.log, hal, e)

@@ -75,9 +75,6 @@ class Frame:
         self.crc = crc
         self.ack_requested = bool(flags & FLAG_ACK)  # an attribute: a property costs a board heap
 
-    def __repr__(self):
-        return f"Frame(type={self.type}, seq={self.seq}, flags={self.flags}, body={self.body!r})"
-
 
 def max_wire_bytes(max_body_bytes=MAX_BODY_BYTES):
     # The longest COBS form of a frame, delimiter excluded.
