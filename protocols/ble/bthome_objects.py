@@ -14,43 +14,42 @@ except ImportError:
 
 SIGNED = {1: "<b", 2: "<h", 4: "<i"}  # struct formats by size
 
-# The value's format in one small int: size in bytes (bits 0-2), _SIGNED, _BINARY (a sensor
-# that is 0 or 1), and decimal places (bits 5-6: the value goes as value * 10**places, so 2 sends
-# hundredths). An id missing here stops decoding: its size is unknown, so nothing after it can be
-# read.
+# The value's format in one byte: size in bytes (bits 0-2), _SIGNED (0x08), _BINARY (0x10: a
+# sensor that is 0 or 1), and decimal places (bits 5-6, 0x20 each: the value goes as value *
+# 10**places, so 2 sends hundredths): 0x4a is 2 bytes, signed, 2 places. An id missing here stops
+# decoding: its size is unknown, so nothing after it can be read.
 _SIGNED = const(8)
 _BINARY = const(16)
 _PLACES = const(5)
-# (id, format) pairs, in id order: 50 bytes where a dict would take 0.5 KB of a board's heap
-# fmt: off
-FORMATS = bytes((
-    0x00, 1,  # packet id
-    0x01, 1,  # battery %
-    0x02, 2 | _SIGNED | 2 << _PLACES,  # temperature, 0.01 degC
-    0x03, 2 | 2 << _PLACES,  # humidity, 0.01 %
-    0x04, 3 | 2 << _PLACES,  # pressure, 0.01 hPa
-    0x05, 3 | 2 << _PLACES,  # illuminance, 0.01 lx
-    0x09, 1,  # count
-    0x0C, 2 | 3 << _PLACES,  # voltage, mV
-    0x0F, 1 | _BINARY,  # generic
-    0x12, 2,  # CO2 ppm
-    0x15, 1 | _BINARY,  # battery low
-    0x1A, 1 | _BINARY,  # door
-    0x21, 1 | _BINARY,  # motion
-    0x23, 1 | _BINARY,  # occupancy
-    0x25, 1 | _BINARY,  # presence
-    0x2B, 1 | _BINARY,  # tamper
-    0x2D, 1 | _BINARY,  # window
-    0x2E, 1,  # humidity, %
-    0x3A, 1,  # button event
-    0x3D, 2,  # count
-    0x3E, 4,  # count
-    0x40, 2,  # distance, mm
-    0x45, 2 | _SIGNED | 1 << _PLACES,  # temperature, 0.1 degC
-    0xF0, 2,  # device type id
-    0xF1, 4,  # firmware version
-))
-# fmt: on
+# (id, format) pairs, in id order. A bytes constant: a board keeps a module's constants for as
+# long as its functions, so a tuple spelling the formats out would stay beside the table.
+FORMATS = (
+    b"\x00\x01"  # packet id
+    b"\x01\x01"  # battery %
+    b"\x02\x4a"  # temperature, 0.01 degC
+    b"\x03\x42"  # humidity, 0.01 %
+    b"\x04\x43"  # pressure, 0.01 hPa
+    b"\x05\x43"  # illuminance, 0.01 lx
+    b"\x09\x01"  # count
+    b"\x0c\x62"  # voltage, mV
+    b"\x0f\x11"  # generic
+    b"\x12\x02"  # CO2 ppm
+    b"\x15\x11"  # battery low
+    b"\x1a\x11"  # door
+    b"\x21\x11"  # motion
+    b"\x23\x11"  # occupancy
+    b"\x25\x11"  # presence
+    b"\x2b\x11"  # tamper
+    b"\x2d\x11"  # window
+    b"\x2e\x01"  # humidity, %
+    b"\x3a\x01"  # button event
+    b"\x3d\x02"  # count
+    b"\x3e\x04"  # count
+    b"\x40\x02"  # distance, mm
+    b"\x45\x2a"  # temperature, 0.1 degC
+    b"\xf0\x02"  # device type id
+    b"\xf1\x04"  # firmware version
+)
 
 
 def spec(object_id):
