@@ -40,11 +40,11 @@ class World:
     # The connection to the simulator's world, which is every peripheral of this board but the
     # UART: one object serves as magnetometer, BLE radio, light, LED, battery and watchdog (one
     # class rather than six: on a 64 KB heap each class costs its weight).
-    def __init__(self, hal, streams, sim):
-        self._hal = hal  # its clock
+    def __init__(self, hal, streams):
+        self._hal = hal  # its clock, and what the simulator says of this board
         self._reader, self._writer = streams
-        self.address = sim.get("mac", "02:00:00:00:00:00")  # the BLE address
-        self.battery_mv = sim.get("battery_mv", 3000)
+        self.address = hal._sim.get("mac", "02:00:00:00:00:00")  # the BLE address
+        self.battery_mv = hal._sim.get("battery_mv", 3000)
         self.slices = True  # transmit joins slices of a frame: the world sees the frame whole
         self._air_rest = 0  # air time not slept yet, in 1/chip_rate_hz ms: slices add up exactly
 
@@ -123,17 +123,16 @@ class Hal:
         self._draining = False
 
     async def start(self):
-        sim = self._sim
-        self._sim = None
-        address = sim.get("world")
+        address = self._sim.get("world")
         if address:
             host, port = address.rsplit(":", 1)
-            self.world = World(self, await asyncio.open_connection(host, int(port)), sim)
+            self.world = World(self, await asyncio.open_connection(host, int(port)))
             hello = json.dumps({"id": self.default_id()}).encode()
             welcome = json.loads(await self.world.request(_HELLO, hello))
             self.speed = welcome["speed"]
             self._sim0_ms = welcome["sim_ms"]
             self._local0_ms = time.ticks_ms()
+        self._sim = None  # what the world needed of it is read
 
     # clock: simulated milliseconds, `speed` times the local ones since the world's welcome
     def ticks_ms(self):

@@ -100,7 +100,7 @@ class Device:
         # False when the link's window is full: the caller keeps the frame and tries later.
         if reliable and not self._link.can_send():
             return False
-        self._write(self._link.send(type, body, time.ticks_ms(), reliable))
+        self._out(self._link.send(type, body, time.ticks_ms(), reliable))
         if reliable and not self._retransmitting:
             self._retransmitting = True
             asyncio.create_task(self._retransmit())
@@ -130,7 +130,7 @@ class Device:
                     handler = self._handlers.get(frame.type)
                     if handler is not None:
                         handler(frame.body)
-            self._write(self._link.pending_output())
+            self._out(self._link.pending_output())
 
     def _answer(self, body):
         try:
@@ -169,11 +169,11 @@ class Device:
         while wait_ms is not None:
             await asyncio.sleep_ms(wait_ms + 1)
             link_.poll(time.ticks_ms())
-            self._write(self._link.pending_output())
+            self._out(self._link.pending_output())
             wait_ms = link_.poll_in_ms(time.ticks_ms())
         self._retransmitting = False
 
-    def _write(self, data):
+    def _out(self, data):
         if data:
             self._uart.write(data)
 
@@ -298,17 +298,22 @@ def _crashed(log, hal, error):
 
 
 def start(app_name):
-    # The app's modules before the board's definition: most names in it (aliases, kinds, keys)
-    # are then names MicroPython holds already, which parsed JSON text reuses where a new string
-    # would take 64 bytes of heap. An app that cannot be imported is a crash, as any error
-    # before there is a HAL to log it and restart.
-    app = __import__("firmware.apps." + app_name, None, None, ["main"])
-    with open(getenv("LUCIOLE_BOARD_FILE") or "board.json") as f:
-        definition = json.load(f)
-    hal = __import__("boards.hal_" + definition["port"], None, None, ["Hal"]).Hal(definition)
+    hal = None
     try:
+        # The app's modules before the board's definition: most names in it (aliases, kinds,
+        # keys) are then names MicroPython holds already, which parsed JSON text reuses where a
+        # new string would take 64 bytes of heap.
+        app = __import__("firmware.apps." + app_name, None, None, ["main"])
+        with open(getenv("LUCIOLE_BOARD_FILE") or "board.json") as f:
+            definition = json.load(f)
+        hal = __import__("boards.hal_" + definition["port"], None, None, ["Hal"]).Hal(definition)
         asyncio.run(_main(hal, app_name, app))
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as e:  # as a board's watchdog would: log, then start again
+        if hal is None:
+            # no HAL to log on or restart (a broken build, or no heap for the app): say why on
+            # stderr, not on the link, and end as a crash
+            sys.stderr.write("crash: %s: %s\n" % (type(e).__name__, e))
+            sys.exit(1)
         _crashed(hal.log, hal, e)

@@ -4,9 +4,9 @@
 # Encodes None, bool, int (bignums as tags 2/3), float (always 64-bit, as cbor2 does), str,
 # bytes, list/tuple, dict and Tag. Decodes all of the above plus float16/32, indefinite-length
 # strings and containers; other simple values (undefined, 0..19, 32..255) are rejected.
-# A DecodeError says why in a word or two ("cbor: truncated", "cbor: too deep"): on a board
-# every message longer than ten characters is a string object in the heap, a short one a name
-# MicroPython shares.
+# A DecodeError says why in a word ("cbor: truncated", "cbor: malformed", "cbor: too deep",
+# "cbor: utf-8", "cbor: map key", "cbor: trailing"): on a board every message longer than ten
+# characters is a string object in the heap, and every distinct short one a name it keeps.
 import struct
 
 from .errors import DecodeError
@@ -110,9 +110,9 @@ def _item(data, pos, depth, can_break=False):
         if info == 31:
             if can_break:
                 return _BREAK, pos
-            raise DecodeError("lone break")
+            raise DecodeError("malformed")  # a break outside an indefinite container
         if not 25 <= info <= 27:
-            raise DecodeError("simple")  # a simple value other than false, true, null
+            raise DecodeError("malformed")  # a simple value other than false, true, null
         end = _end(data, pos, 1 << (info - 24))
         if info == 26:
             return struct.unpack(">f", data[pos:end])[0], end
@@ -138,13 +138,13 @@ def _item(data, pos, depth, can_break=False):
                     raw = b"".join(chunks)
                     return raw if major == 2 else _text(raw), pos + 1
                 if initial >> 5 != major or initial & 0x1F == 31:
-                    raise DecodeError("bad chunk")  # in an indefinite-length string
+                    raise DecodeError("malformed")  # another type in an indefinite string
                 n, pos = _argument(data, pos + 1, initial & 0x1F)
                 end = _end(data, pos, n)
                 chunks.append(bytes(data[pos:end]))
                 pos = end
         if major not in (4, 5):
-            raise DecodeError("indefinite")  # not allowed for an int or a tag
+            raise DecodeError("malformed")  # an indefinite length for an int or a tag
         value = [] if major == 4 else {}
         while True:
             item, pos = _item(data, pos, depth + 1, True)
@@ -178,7 +178,7 @@ def _item(data, pos, depth, can_break=False):
     value, pos = _item(data, pos, depth + 1)
     if n in (2, 3):  # bignums
         if not isinstance(value, bytes):
-            raise DecodeError("bignum")  # tag 2 or 3 on something other than bytes
+            raise DecodeError("malformed")  # a bignum (tag 2 or 3) of something other than bytes
         big = int.from_bytes(value, "big")
         return big if n == 2 else -1 - big, pos
     return Tag(n, value), pos
@@ -197,7 +197,7 @@ def _argument(data, pos, info):
     if info < 24:
         return info, pos
     if info > 27:
-        raise DecodeError("reserved")  # additional information 28 to 30
+        raise DecodeError("malformed")  # additional information 28 to 30 (reserved)
     end = _end(data, pos, 1 << (info - 24))
     return int.from_bytes(data[pos:end], "big"), end
 
