@@ -38,11 +38,11 @@ HELLO, FEED, ADVERTISE, ADVERTISE_STOP, LIGHT, MAGNETOMETER, LED, WATCHDOG = ran
 LIGHT_MORE = 9  # a slice of a frame: the LIGHT_MORE and LIGHT that follow go on with it
 REBOOT_EXIT = 75  # boards/hal_unix.py: the board asks to be started again
 EARTH_FIELD_UT = (20.0, 0.0, -43.0)  # Paris: ~20 uT north, ~43 uT down
-# The boards' heap. The goal is 64k (-X heapsize=64k), which only the beacon meets yet on this
-# 64-bit port, where every object and GC block is twice its size on a 32-bit board: the beacon
-# peaks at ~56 KB, the luminaire at ~62 KB (sending light), the parking sensor at ~73 KB
-# (`luciole bench firmware` measures each app's peak; docs/firmware.md, Memory). One heap for
-# every app, so it stays at 128k until the largest fits less.
+# The boards' heap. The goal is 64k (-X heapsize=64k), which the beacon (~47 KB) and the
+# luminaire (~53 KB, sending light) meet on this 64-bit port, where every object and GC block is
+# twice its size on a 32-bit board; the parking sensor (~62 KB) does not yet (`luciole bench
+# firmware` measures each app's peak; docs/firmware.md, Memory). One heap for every app, so it
+# stays at 128k until the largest fits.
 FIRMWARE_HEAP = "128k"
 TX_POWER_1M_DBM = -59
 PATH_LOSS_EXPONENT = 2.2
