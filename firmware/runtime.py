@@ -39,7 +39,7 @@ except ImportError:
 
 
 _FIRMWARE_VERSION = const("0.1.0")
-_GATEWAY_WINDOW = const(4)  # edge/serial_port.py's link.Link(): the default window
+_GATEWAY_WINDOW = const(4)  # edge/serial_port.py's LINK_WINDOW: what the gateway sends at once
 _RECEIVE_BYTES = const(256)  # the longest frame body a board takes, unless its app says: commands
 _WATCHDOG_MS = const(8000)  # const and underscored: inlined, no global to keep in the heap
 
@@ -67,7 +67,7 @@ class Device:
         self._uart = hal.open("link_uart")
         # the app says how long a frame it takes from the gateway (the luminaire's LIFI frames)
         receive_bytes = getattr(app, "RECEIVE_BYTES", _RECEIVE_BYTES)
-        # its peer is the gateway, whose window is link.Link's default 4: 8 frames of memory
+        # its peer is the gateway, which sends up to _GATEWAY_WINDOW frames at once: 8 remembered
         self._link = link.Link(
             window=4,
             retry_ms=250,
@@ -169,7 +169,7 @@ class Device:
         while wait_ms is not None:
             await asyncio.sleep_ms(wait_ms + 1)
             link_.poll(time.ticks_ms())
-            self._out(self._link.pending_output())
+            self._out(link_.pending_output())
             wait_ms = link_.poll_in_ms(time.ticks_ms())
         self._retransmitting = False
 

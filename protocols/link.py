@@ -168,10 +168,10 @@ class FrameDecoder:
                     self._len = 0
                     if size:  # empty frames (0x00 0x00) are ignored
                         try:
-                            size = cobs.unstuff(buf[:size])  # in place
-                            if size < 0:
+                            unstuffed = cobs.unstuff(buf[:size])  # in place
+                            if unstuffed < 0:
                                 raise FrameError("cobs")
-                            events.append(parse_frame(buf[:size], self.max_body_bytes))
+                            events.append(parse_frame(buf[:unstuffed], self.max_body_bytes))
                         except FrameError as e:
                             events.append(e)
             if end < n:
@@ -197,8 +197,8 @@ class Link:
         receive_body_bytes=None,
         peer_window=_MAX_WINDOW,
     ):
-        if not 1 <= window <= _MAX_WINDOW:
-            raise ValueError("window must be 1 to 16")
+        if not (1 <= window <= _MAX_WINDOW and 1 <= peer_window <= _MAX_WINDOW):
+            raise ValueError("window and peer_window must be 1 to 16")
         self.retry_ms = retry_ms
         self.max_retries = max_retries
         self.window = window

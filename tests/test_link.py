@@ -268,8 +268,10 @@ def test_send_refuses_ack_nack_and_a_full_window():
 
 @pytest.mark.parametrize("window", [0, 17])
 def test_window_must_fit_the_duplicate_memory(window):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="window"):
         link.Link(window=window)
+    with pytest.raises(ValueError, match="peer_window"):
+        link.Link(peer_window=window)
 
 
 def test_retransmission_timing_and_failure():

@@ -23,7 +23,7 @@ except ImportError:
 
 
 REQUIRES = ("link_uart", "lifi_tx")
-RECEIVE_BYTES = 1024  # the device link's longest body: a LIFI frame of MAX_PAYLOAD bytes
+RECEIVE_BYTES = link.MAX_BODY_BYTES  # the longest link body: a LIFI frame of MAX_PAYLOAD bytes
 _SLOT_BYTES = const(1002)  # payload length (2 bytes) + lifi_phy_encode.MAX_PAYLOAD
 _SLICE_BYTES = const(256)  # chip bytes encoded at a time when the light takes slices
 _MAX_FRAMES = const(2048)  # a carousel of 1,000-byte frames this long fills a board's flash
