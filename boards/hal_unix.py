@@ -10,9 +10,11 @@
 import asyncio
 import json
 import os
+import socket
 import struct
 import sys
 import time
+from asyncio import core
 
 try:
     from micropython import const
@@ -36,13 +38,21 @@ _REBOOT_EXIT = const(75)  # exit status asking the simulator to start the board 
 _MAX_CHIP_RATE_HZ = const(4000000)  # host_sim.json's lifi_tx
 
 
+def _readable(stream):
+    # Awaited, returns once the stream has bytes to read (or has closed): the event loop polls it
+    # with the others. asyncio's streams wait this way too, but their module would take 1.9 KB
+    # of a 64 KB heap, where the board needs nothing else from them: its writes are to a
+    # blocking pty and a localhost socket, which take them at once.
+    yield core._io_queue.queue_read(stream)
+
+
 class World:
     # The connection to the simulator's world, which is every peripheral of this board but the
     # UART: one object serves as magnetometer, BLE radio, light, LED, battery and watchdog (one
     # class rather than six: on a 64 KB heap each class costs its weight).
-    def __init__(self, hal, streams):
+    def __init__(self, hal, connection):
         self._hal = hal  # its clock, and what the simulator says of this board
-        self._reader, self._writer = streams
+        self._connection = connection  # a blocking socket: reads wait on the event loop
         self.address = hal._sim.get("mac", "02:00:00:00:00:00")  # the BLE address
         self.battery_mv = hal._sim.get("battery_mv", 3000)
         self.slices = True  # transmit joins slices of a frame: the world sees the frame whole
@@ -51,17 +61,27 @@ class World:
     def send(self, op, payload=b"", data=b""):
         # the message's payload is payload then data, written one after the other: not joined,
         # which would copy them (a frame's chips, say)
-        self._writer.write(struct.pack("<BI", op, len(payload) + len(data)))
-        self._writer.write(payload)
-        self._writer.write(data)
+        connection = self._connection
+        connection.write(struct.pack("<BI", op, len(payload) + len(data)))
+        connection.write(payload)
+        connection.write(data)
 
     async def request(self, op, payload=b""):
         # The world answers requests in order, and they never overlap: the HELLO at start, then
         # the magnetometer's reads, all from the parking sensor's one loop.
         self.send(op, payload)
-        await self._writer.drain()
-        _, length = struct.unpack("<BI", await self._reader.readexactly(5))
-        return await self._reader.readexactly(length)
+        _, length = struct.unpack("<BI", await self._receive(5))
+        return await self._receive(length)
+
+    async def _receive(self, size):
+        data = b""
+        while len(data) < size:
+            await _readable(self._connection)
+            more = self._connection.read(size - len(data))
+            if not more:
+                raise OSError("the simulator's world closed the connection")
+            data += more
+        return data
 
     # magnetometer
     def power(self, on):
@@ -82,7 +102,6 @@ class World:
         if not 0 < chip_rate_hz <= _MAX_CHIP_RATE_HZ:
             raise ValueError("chip rate must be 1 to %d Hz" % _MAX_CHIP_RATE_HZ)
         self.send(_LIGHT_MORE if more else _LIGHT, struct.pack("<I", chip_rate_hz), chips)
-        await self._writer.drain()
         air_ms, self._air_rest = divmod(len(chips) * 8000 + self._air_rest, chip_rate_hz)
         await self._hal.sleep_ms(air_ms)  # the light's air time
 
@@ -118,15 +137,16 @@ class Hal:
         self._sim0_ms = 0
         self._local0_ms = time.ticks_ms()
         self.world = None
-        self._stdin = asyncio.StreamReader(sys.stdin.buffer)
-        self._stdout = asyncio.StreamWriter(sys.stdout.buffer)
-        self._draining = False
+        self._stdin = sys.stdin.buffer
+        self._stdout = sys.stdout.buffer
 
     async def start(self):
         address = self._sim.get("world")
         if address:
             host, port = address.rsplit(":", 1)
-            self.world = World(self, await asyncio.open_connection(host, int(port)))
+            connection = socket.socket()
+            connection.connect(socket.getaddrinfo(host, int(port))[0][-1])
+            self.world = World(self, connection)
             hello = json.dumps({"id": self.default_id()}).encode()
             welcome = json.loads(await self.world.request(_HELLO, hello))
             self.speed = welcome["speed"]
@@ -164,17 +184,11 @@ class Hal:
 
     # UART: small reads, so each takes a buffer of 129 bytes (a 1 KB link frame comes in several)
     async def read(self):
-        return await self._stdin.read(128)
+        await _readable(self._stdin)
+        return self._stdin.read(128)  # what the pty holds, up to 128 bytes
 
     def write(self, data):
-        self._stdout.write(data)  # writes at once what the pty takes, buffers the rest
-        if self._stdout.out_buf and not self._draining:
-            self._draining = True
-            asyncio.create_task(self._drain())
-
-    async def _drain(self):
-        await self._stdout.drain()
-        self._draining = False
+        self._stdout.write(data)
 
     def watchdog(self, timeout_ms):
         if self.world is None:

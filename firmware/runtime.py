@@ -41,6 +41,8 @@ except ImportError:
 _FIRMWARE_VERSION = const("0.1.0")
 _GATEWAY_WINDOW = const(4)  # edge/serial_port.py's LINK_WINDOW: what the gateway sends at once
 _RECEIVE_BYTES = const(256)  # the longest frame body a board takes, unless its app says: commands
+# the provisioning commands every board answers, each served by its module in firmware/commands/
+_PROVISIONING = const(("identify", "info", "config-get", "config-set", "reboot"))
 _WATCHDOG_MS = const(8000)  # const and underscored: inlined, no global to keep in the heap
 
 
@@ -54,11 +56,11 @@ class Device:
         self.id = self.config.get("id") or hal.default_id()
         self.boots = self.config.get("boots", 0) + 1
         self.config.update({"boots": self.boots})
-        self._settings = getattr(app, "CONFIG", {})  # key -> default: what config-set accepts
+        self.settings = getattr(app, "CONFIG", {})  # key -> default: what config-set accepts
         self.heap_peak = 0  # bytes of live heap, sampled as the watchdog is fed
         self._started_ms = hal.clock.ticks_ms()
         # what the console says in its HELLO, and identify answers
-        self._hello = {
+        self.hello = {
             "id": self.id,
             "role": app_name,
             "fw": _FIRMWARE_VERSION,
@@ -77,20 +79,16 @@ class Device:
         )
         self._handlers = {}  # frame type -> handler(body): an app's own frames (LIFI)
         self._retransmitting = False  # a task runs while reliable frames are in flight
-        self._commands = {
-            "identify": self._identify,
-            "info": self._info,
-            "config-get": self._config_get,
-            "config-set": self._config_set,
-            "reboot": self._reboot,
-        }
+        self._commands = {}  # an app's: name -> handler, or (module name, context)
 
     def setting(self, key):
-        return self.config.get(key, self._settings[key])
+        return self.config.get(key, self.settings[key])
 
-    def command(self, name, handler):
-        # handler(args: dict) -> dict, or raises ValueError("reason") for an error reply
-        self._commands[name] = handler
+    def command(self, name, handler, context=None):
+        # handler(args: dict) -> dict, or raises ValueError("reason") for an error reply. Or the
+        # name of a module whose run(context, args) does that: a cold command, its code on the
+        # heap only while it runs (a technician's command, not the steady loop's).
+        self._commands[name] = handler if context is None else (handler, context)
 
     def on_frame(self, type, handler):
         # handler(body: bytes) for each new frame of that type (retransmissions already dropped)
@@ -116,14 +114,14 @@ class Device:
     # -- the console --------------------------------------------------------------------------
 
     async def run(self):
-        self.send(link.HELLO, cbor.dumps(self._hello), False)
+        self.send(link.HELLO, cbor.dumps(self.hello), False)
         while True:
             data = await self._uart.read()
             for frame in self._link.receive(data, time.ticks_ms()):
                 if not isinstance(frame, link.Frame):
                     continue  # a bad frame, or a notice about one of ours
                 if frame.type == link.HELLO:
-                    self.send(link.HELLO, cbor.dumps(self._hello), False)
+                    self.send(link.HELLO, cbor.dumps(self.hello), False)
                 elif frame.type == link.COMMAND:
                     self.send(link.RESPONSE, cbor.dumps(self._answer(frame.body)))
                 else:
@@ -143,18 +141,23 @@ class Device:
         name = request.get("cmd")
         args = request.get("args")
         handler = self._commands.get(name)
+        if handler is None and name in _PROVISIONING:  # served by firmware/commands/
+            handler = ("firmware.commands." + name.replace("-", "_"), self)
         if handler is None:
             reply["ok"] = False
             reply["error"] = "unknown command %r; known: %s" % (
                 name,
-                ", ".join(sorted(self._commands)),
+                ", ".join(sorted(list(self._commands) + list(_PROVISIONING))),
             )
         elif args is not None and not isinstance(args, dict):
             reply["ok"] = False
             reply["error"] = "args must be a map"
         else:
             try:
-                reply["result"] = handler(args or {})
+                if isinstance(handler, tuple):
+                    reply["result"] = _run_cold(handler[0], handler[1], args or {})
+                else:
+                    reply["result"] = handler(args or {})
                 reply["ok"] = True
             except ValueError as e:
                 reply["ok"] = False
@@ -177,85 +180,23 @@ class Device:
         if data:
             self._uart.write(data)
 
-    # -- provisioning commands ----------------------------------------------------------------
 
-    def _identify(self, args):
-        if "status_led" in self.hal.board["aliases"]:
-            asyncio.create_task(_blink(self.hal))
-        return self._hello
-
-    def _info(self, args):
-        gc.collect()
-        return {
-            "id": self.id,
-            "app": self.app,
-            "fw": self.firmware,
-            "board": self.hal.board["name"],
-            "uptime_s": self.uptime_s(),
-            "boots": self.boots,
-            "heap_free": gc.mem_free(),
-            "heap_used": gc.mem_alloc(),
-            "heap_peak": self.heap_peak,
-            "label": self.config.get("label"),
-        }
-
-    def _config_get(self, args):
-        key = args.get("key")
-        if key is None:
-            values = {k: self._settings[k] for k in self._settings}
-            for k, v in self.config.items():
-                values[k] = v
-            return values
-        if key not in self._settings and self.config.get(key) is None:
-            raise ValueError("unknown config key %r" % (key,))
-        return {key: self.config.get(key, self._settings.get(key))}
-
-    def _config_set(self, args):
-        values = args.get("values")
-        if not isinstance(values, dict) or not values:
-            raise ValueError("config-set needs values: a non-empty map")
-        settings = self._settings
-        for key, value in values.items():
-            if key == "id":
-                from protocols.topics import is_valid_id
-
-                if not is_valid_id(value):
-                    raise ValueError("id must match [a-z0-9][a-z0-9-]{0,63}, got %r" % (value,))
-            elif key == "label":
-                if not isinstance(value, str) or len(value) > 64:
-                    raise ValueError("label must be text of at most 64 characters")
-            elif key in settings:
-                default = settings[key]
-                number = isinstance(default, (int, float)) and not isinstance(default, bool)
-                if isinstance(value, bool) != isinstance(default, bool) or not (
-                    isinstance(value, type(default)) or (number and isinstance(value, (int, float)))
-                ):
-                    raise ValueError("%s must be %s, got %r" % (key, type(default).__name__, value))
-            else:
-                known = ", ".join(sorted(["id", "label"] + list(settings)))
-                raise ValueError("unknown config key %r; known: %s" % (key, known))
-        self.config.update(values)
-        return {"saved": sorted(values), "reboot_needed": "id" in values}
-
-    def _reboot(self, args):
-        asyncio.create_task(self._reboot_soon())
-        return {"rebooting": True}
-
-    async def _reboot_soon(self):
-        await asyncio.sleep_ms(100)  # the RESPONSE leaves first
-        self.hal.reset()
-
-
-async def _blink(hal):
+def _run_cold(module_name, context, args):
+    # The module is imported for this call and dropped after with whatever it imported: its
+    # functions and their bytecode (a few hundred bytes to 2 KB) leave the heap, and the steady
+    # loop's peak holds one cold command at a time, not all of them. What it started (a blink, a
+    # reboot) keeps what it needs.
+    loaded = list(sys.modules)
+    gc.collect()  # the module's code goes in one piece where it can
     try:
-        led = hal.open("status_led")
-    except OSError:  # a LED the board cannot drive now (a sim board without its world)
-        return
-    for _ in range(5):
-        led.on()
-        await hal.clock.sleep_ms(150)
-        led.off()
-        await hal.clock.sleep_ms(150)
+        return __import__(module_name, None, None, ["run"]).run(context, args)
+    finally:
+        for name in list(sys.modules):
+            if name not in loaded:
+                del sys.modules[name]
+                package, _, leaf = name.rpartition(".")
+                if package in sys.modules:
+                    delattr(sys.modules[package], leaf)
 
 
 async def _feed(hal, device):
@@ -275,7 +216,6 @@ async def _main(hal, app_name, app):
     if missing:
         hal.log("error", "%s needs %s, which %s lacks" % (app_name, missing, hal.board["name"]))
         return
-    gc.collect()  # the imports' transient objects go before the long-lived ones are made
     await hal.start()
     device = Device(hal, app_name, app)
     # a failing task must not print on the link (stdout on the unix port): log it, reboot
@@ -306,6 +246,9 @@ def start(app_name):
         app = __import__("firmware.apps." + app_name, None, None, ["main"])
         with open(getenv("LUCIOLE_BOARD_FILE") or "board.json") as f:
             definition = json.load(f)
+        # the imports' transient objects go before the long-lived ones are made: collected
+        # here, they leave room that a collection forced by a failing allocation did not find
+        gc.collect()
         hal = __import__("boards.hal_" + definition["port"], None, None, ["Hal"]).Hal(definition)
         asyncio.run(_main(hal, app_name, app))
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@
 #
 # Every id (site, gateway, device, spot, exhibit, command, ...) matches [a-z0-9][a-z0-9-]{0,63}.
 from .errors import DecodeError
+from .ids import is_valid_id
 
 DEFAULT_PREFIX = "luciole/v1"
 
@@ -25,17 +26,6 @@ PATTERNS = {
     "zone_presence": "museum/zones/+/presence",
     "command": "cmd/+/+",
 }
-_ID_FIRST = "abcdefghijklmnopqrstuvwxyz0123456789"
-_ID_CHARS = _ID_FIRST + "-"
-
-
-def is_valid_id(value):
-    if not isinstance(value, str) or not 0 < len(value) <= 64 or value[0] not in _ID_FIRST:
-        return False
-    for char in value:
-        if char not in _ID_CHARS:
-            return False
-    return True
 
 
 def check_id(value, what="id"):

@@ -8,7 +8,7 @@ needs from micropython-lib (installed with `mpremote mip`).
       board.json         boards/<board>.json
       manifest.json      {"board", "app", "firmware", "mip": [...], "files": {path: sha256}}
       lib/protocols/...  .mpy
-      lib/firmware/...   .mpy (the runtime and this app)
+      lib/firmware/...   .mpy (the runtime, its provisioning commands and this app)
       lib/boards/hal_<port>.mpy
 """
 
@@ -27,6 +27,7 @@ from .micropython import SOURCE_ROOT
 
 BOARDS = SOURCE_ROOT / "boards"
 APPS = SOURCE_ROOT / "firmware" / "apps"
+COMMANDS = SOURCE_ROOT / "firmware" / "commands"  # the provisioning commands: on every board
 # What each port needs from micropython-lib on a real board, by capability used.
 MIP_PACKAGES = {"rp2": {"ble": ["aioble"]}, "esp32": {"ble": ["aioble"]}}
 BOARD_KEYS = ("name", "port", "aliases", "power_ua")
@@ -77,6 +78,20 @@ def requires(app: str) -> tuple:
     return ()
 
 
+def app_modules(app: str) -> set[str]:
+    """The app and its helpers: the modules of its folder it names (imports, or its cold
+    commands' modules), and theirs in turn."""
+    found, todo = set(), [app]
+    while todo:
+        name = todo.pop()
+        found.add(name)
+        text = (APPS / f"{name}.py").read_text()
+        for named in re.findall(r"(?:firmware\.apps\.|from \.)(\w+)", text):
+            if named not in found:
+                todo.append(named)
+    return found
+
+
 def sources(board: dict, app: str) -> list[Path]:
     """Every source file the app needs on this board, relative to SOURCE_ROOT."""
     # Packages go without their __init__ (empty or comments only): MicroPython imports a folder
@@ -85,14 +100,8 @@ def sources(board: dict, app: str) -> list[Path]:
              if p.name != "__init__.py"]  # fmt: skip
     files = [f for f in files if f not in NOT_ON_BOARDS]
     files += [Path("firmware", name) for name in RUNTIME]
-    files += [Path("firmware/apps", f"{app}.py")]
-    # an app's helpers are the app modules it imports from its own folder
-    text = (APPS / f"{app}.py").read_text()
-    files += [
-        Path("firmware/apps", p.name)
-        for p in APPS.glob("*.py")
-        if p.stem not in (app, "__init__") and f"firmware.apps.{p.stem}" in text
-    ]
+    files += [p.relative_to(SOURCE_ROOT) for p in COMMANDS.glob("*.py") if p.name != "__init__.py"]
+    files += [Path("firmware/apps", f"{name}.py") for name in app_modules(app)]
     hal = Path("boards", f"hal_{board['port']}.py")
     files += [hal]
     hal_text = (SOURCE_ROOT / hal).read_text()

@@ -32,7 +32,7 @@ except ImportError:
 IDLE_MS = const(2000)  # between samples while nothing changes
 _CONFIRM_MS = const(300)  # between samples of a confirmation burst
 _CONFIRM_SAMPLES = const(4)
-WINDOW = const(8)  # recent samples kept for calibration
+WINDOW = const(8)  # recent samples kept for calibration (parking_calibrate.py)
 _EXTRA_LOOKS = const(2)  # more bursts before a weak field with no manoeuvre becomes the baseline
 _SETTLE_MS = const(10000)  # after an arrival, the car may still be coming to rest
 # Reporting policy, shared by the app and the bench that counts its radio use: every change is
@@ -52,13 +52,8 @@ _MANOEUVRE_UT = const(5.0)
 _OVER_UT = const(2.3)
 _TRACK_TAU_S = const(3600.0)
 _RECENT_TAU_S = const(120.0)
-# calibration refuses a noisy window, or a mean too far from Earth's field here
-_NOISE_LIMIT_UT = const(1.5)
-_EARTH_H_UT = const(21.1)
-_EARTH_Z_UT = const(-42.9)
-_EARTH_TOLERANCE_UT = const(12.0)
-_SAMPLE = const("<3d")  # a sample in the calibration window: x, y, z
-_SAMPLE_BYTES = const(24)
+SAMPLE = const("<3d")  # a sample in the window: x, y, z
+SAMPLE_BYTES = const(24)
 
 
 class Detector:
@@ -68,16 +63,16 @@ class Detector:
         self.occupied = False
         self.changes = 0
         self.samples = 0
-        # the last WINDOW samples as a ring of x y z float64 (_SAMPLE: exact, and unboxed where a
+        # the last WINDOW samples as a ring of x y z float64 (SAMPLE: exact, and unboxed where a
         # list of tuples would box every value); the oldest at samples % WINDOW once full
-        self._window = bytearray(_SAMPLE_BYTES * WINDOW)
-        self._set_baseline(baseline)
+        self.window = bytearray(SAMPLE_BYTES * WINDOW)
+        self.set_baseline(baseline)
 
     # ---- feeding -----------------------------------------------------------------------
 
     def feed(self, dt_ms, x, y, z):
         """One sample, dt_ms after the previous one. True when the occupancy just changed."""
-        struct.pack_into(_SAMPLE, self._window, self.samples % WINDOW * _SAMPLE_BYTES, x, y, z)
+        struct.pack_into(SAMPLE, self.window, self.samples % WINDOW * SAMPLE_BYTES, x, y, z)
         self.samples += 1
         if self.baseline is None:
             return False
@@ -132,73 +127,8 @@ class Detector:
         """How long to sleep before the next sample."""
         return _CONFIRM_MS if self._burst else IDLE_MS
 
-    # ---- calibration -------------------------------------------------------------------
-
-    def calibrate(self, force=False):
-        """Makes the mean of the recent samples the empty bay's baseline; returns it. Raises
-        ValueError, saying why, when the bay does not look empty or the signal is noisy.
-        force skips only the "vehicle detected" check, for a technician standing at an empty bay
-        that the sensor wrongly believes occupied."""
-        n = min(self.samples, WINDOW)
-        if n < WINDOW:
-            raise ValueError(
-                "not enough readings yet (%d of %d): wait %d s and try again"
-                % (n, WINDOW, (WINDOW - n) * IDLE_MS // 1000 + 1)
-            )
-        # oldest first: the sums run in the same order on every interpreter
-        window = []
-        for j in range(WINDOW):
-            at = (self.samples + j) % WINDOW * _SAMPLE_BYTES
-            window.append(struct.unpack_from(_SAMPLE, self._window, at))
-        mean = [0.0, 0.0, 0.0]
-        for sample in window:
-            for k in range(3):
-                mean[k] += sample[k] / n
-        worst, axis = 0.0, 0
-        for k in range(3):
-            squares = 0.0
-            for sample in window:
-                squares += (sample[k] - mean[k]) ** 2
-            spread = math.sqrt(squares / (n - 1))
-            if spread > worst:
-                worst, axis = spread, k
-        if worst > _NOISE_LIMIT_UT:
-            raise ValueError(
-                "signal too noisy: %.1f uT on %s, limit %.1f uT (a vehicle moving nearby or "
-                "electrical interference): wait for a quiet street and try again"
-                % (worst, "xyz"[axis], _NOISE_LIMIT_UT)
-            )
-        if self.occupied and not force:
-            raise ValueError(
-                "a vehicle is detected over the sensor: calibrate with the bay empty (if it is "
-                "empty, calibrate with force)"
-            )
-        h = math.sqrt(mean[0] ** 2 + mean[1] ** 2)
-        off = math.sqrt((h - _EARTH_H_UT) ** 2 + (mean[2] - _EARTH_Z_UT) ** 2)
-        if off > _EARTH_TOLERANCE_UT:
-            raise ValueError(
-                "the field (horizontal %.1f uT, vertical %.1f uT) is %.0f uT away from Earth's "
-                "field here (%.1f, %.1f): a vehicle or steel over the sensor? Clear the bay and "
-                "try again" % (h, mean[2], off, _EARTH_H_UT, _EARTH_Z_UT)
-            )
-        self._set_baseline((mean[0], mean[1], mean[2]))
-        return self.baseline
-
-    def status(self):
-        """What the console's parking-status shows."""
-        b = self.baseline
-        return {
-            "state": "occupied" if self.occupied else "vacant",
-            "confirming": self._burst > 0,
-            "calibrated": b is not None,
-            "baseline_ut": None if b is None else [round(b[0], 2), round(b[1], 2), round(b[2], 2)],
-            "samples": self.samples,
-            "changes": self.changes,
-        }
-
-    # ---- inside ------------------------------------------------------------------------
-
-    def _set_baseline(self, baseline):
+    def set_baseline(self, baseline):
+        """A new baseline (x, y, z) uT, or None: the bay starts vacant, as the empty bay's field."""
         self.baseline = None if baseline is None else tuple(map(float, baseline))
         self.occupied = False
         self._level = self._rest = 0.0
@@ -212,6 +142,8 @@ class Detector:
         self._settle_ms = 0
         self._moved_ms = 0
         self._last = None
+
+    # ---- inside ------------------------------------------------------------------------
 
     def _start_burst(self, peak):
         self._burst = _CONFIRM_SAMPLES
