@@ -88,13 +88,11 @@ class Hal:
         self.board = board
         self.storage = "/"
         self.clock = Clock()
+        self.id = "dev-" + "".join("%02x" % b for b in machine.unique_id())  # unless configured
         self._drivers = {}
 
     async def start(self):
         pass
-
-    def default_id(self):
-        return "dev-" + "".join("%02x" % b for b in machine.unique_id())
 
     def storage_free(self):
         # bytes the filesystem can still take (littlefs: whole blocks)

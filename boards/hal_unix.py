@@ -53,8 +53,8 @@ class World:
     def __init__(self, hal, connection):
         self._hal = hal  # its clock, and what the simulator says of this board
         self._connection = connection  # a blocking socket: reads wait on the event loop
-        self.address = hal._sim.get("mac", "02:00:00:00:00:00")  # the BLE address
-        self.battery_mv = hal._sim.get("battery_mv", 3000)
+        self.address = hal._sim["mac"]  # the BLE address
+        self.battery_mv = hal._sim["battery_mv"]
         self.slices = True  # transmit joins slices of a frame: the world sees the frame whole
         self._air_rest = 0  # air time not slept yet, in 1/chip_rate_hz ms: slices add up exactly
 
@@ -137,8 +137,6 @@ class Hal:
         self._sim0_ms = 0
         self._local0_ms = time.ticks_ms()
         self.world = None
-        self._stdin = sys.stdin.buffer
-        self._stdout = sys.stdout.buffer
 
     async def start(self):
         address = self._sim.get("world")
@@ -147,7 +145,7 @@ class Hal:
             connection = socket.socket()
             connection.connect(socket.getaddrinfo(host, int(port))[0][-1])
             self.world = World(self, connection)
-            hello = json.dumps({"id": self.default_id()}).encode()
+            hello = json.dumps({"id": self.id}).encode()
             welcome = json.loads(await self.world.request(_HELLO, hello))
             self.speed = welcome["speed"]
             self._sim0_ms = welcome["sim_ms"]
@@ -161,9 +159,6 @@ class Hal:
 
     async def sleep_ms(self, ms):
         await asyncio.sleep_ms(int(ms / self.speed))
-
-    def default_id(self):
-        return self.id
 
     def storage_free(self):
         # bytes the board's filesystem can still take: its flash as the simulator gives it
@@ -184,11 +179,11 @@ class Hal:
 
     # UART: small reads, so each takes a buffer of 129 bytes (a 1 KB link frame comes in several)
     async def read(self):
-        await _readable(self._stdin)
-        return self._stdin.read(128)  # what the pty holds, up to 128 bytes
+        await _readable(sys.stdin.buffer)
+        return sys.stdin.buffer.read(128)  # what the pty holds, up to 128 bytes
 
     def write(self, data):
-        self._stdout.write(data)
+        sys.stdout.buffer.write(data)
 
     def watchdog(self, timeout_ms):
         if self.world is None:

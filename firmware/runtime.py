@@ -41,7 +41,7 @@ except ImportError:
 _FIRMWARE_VERSION = const("0.1.0")
 _GATEWAY_WINDOW = const(4)  # edge/serial_port.py's LINK_WINDOW: what the gateway sends at once
 _RECEIVE_BYTES = const(256)  # the longest frame body a board takes, unless its app says: commands
-# the provisioning commands every board answers, each served by its module in firmware/commands/
+# the provisioning commands every board answers, served by firmware/provisioning.py
 _PROVISIONING = const(("identify", "info", "config-get", "config-set", "reboot"))
 _WATCHDOG_MS = const(8000)  # const and underscored: inlined, no global to keep in the heap
 
@@ -50,10 +50,8 @@ class Device:
     # What an app gets besides the HAL: identity, config, console commands and frames, log.
     def __init__(self, hal, app_name, app):
         self.hal = hal
-        self.app = app_name
-        self.firmware = _FIRMWARE_VERSION
         self.config = ConfigStore(hal.storage + "config.json")
-        self.id = self.config.get("id") or hal.default_id()
+        self.id = self.config.get("id") or hal.id  # the board's own, unless configured
         self.boots = self.config.get("boots", 0) + 1
         self.config.update({"boots": self.boots})
         self.settings = getattr(app, "CONFIG", {})  # key -> default: what config-set accepts
@@ -86,8 +84,9 @@ class Device:
 
     def command(self, name, handler, context=None):
         # handler(args: dict) -> dict, or raises ValueError("reason") for an error reply. Or the
-        # name of a module whose run(context, args) does that: a cold command, its code on the
-        # heap only while it runs (a technician's command, not the steady loop's).
+        # name of a module whose function of the command's name ("-" as "_") does that, given
+        # (context, args): a cold command, its code on the heap only while it runs (a
+        # technician's command, not the steady loop's).
         self._commands[name] = handler if context is None else (handler, context)
 
     def on_frame(self, type, handler):
@@ -133,16 +132,17 @@ class Device:
     def _answer(self, body):
         try:
             request = cbor.loads(body)
+            why = "not a map"
         except ValueError as e:
-            return {"ok": False, "error": "bad command: %s" % e}
+            request, why = None, e
         if not isinstance(request, dict):
-            return {"ok": False, "error": "bad command: not a map"}
+            return {"ok": False, "error": "bad command: %s" % (why,)}
         reply = {"id": request.get("id")}
         name = request.get("cmd")
         args = request.get("args")
         handler = self._commands.get(name)
-        if handler is None and name in _PROVISIONING:  # served by firmware/commands/
-            handler = ("firmware.commands." + name.replace("-", "_"), self)
+        if handler is None and name in _PROVISIONING:
+            handler = ("firmware.provisioning", self)
         if handler is None:
             reply["ok"] = False
             reply["error"] = "unknown command %r; known: %s" % (
@@ -155,7 +155,7 @@ class Device:
         else:
             try:
                 if isinstance(handler, tuple):
-                    reply["result"] = _run_cold(handler[0], handler[1], args or {})
+                    reply["result"] = _run_cold(handler[0], name, handler[1], args or {})
                 else:
                     reply["result"] = handler(args or {})
                 reply["ok"] = True
@@ -181,15 +181,16 @@ class Device:
             self._uart.write(data)
 
 
-def _run_cold(module_name, context, args):
+def _run_cold(module_name, command, context, args):
     # The module is imported for this call and dropped after with whatever it imported: its
-    # functions and their bytecode (a few hundred bytes to 2 KB) leave the heap, and the steady
-    # loop's peak holds one cold command at a time, not all of them. What it started (a blink, a
-    # reboot) keeps what it needs.
+    # functions and their bytecode (about 2 KB) leave the heap, and the steady loop's peak holds
+    # one cold module at a time, not all of them. What it started (a blink, a reboot) keeps what
+    # it needs.
     loaded = list(sys.modules)
     gc.collect()  # the module's code goes in one piece where it can
     try:
-        return __import__(module_name, None, None, ["run"]).run(context, args)
+        module = __import__(module_name, None, None, [command])
+        return getattr(module, command.replace("-", "_"))(context, args)
     finally:
         for name in list(sys.modules):
             if name not in loaded:
@@ -257,6 +258,7 @@ def start(app_name):
         if hal is None:
             # no HAL to log on or restart (a broken build, or no heap for the app): say why on
             # stderr, not on the link, and end as a crash
-            sys.stderr.write("crash: %s: %s\n" % (type(e).__name__, e))
+            sys.stderr.write("crash: %s: %s" % (type(e).__name__, e))  # the log line's words
+            sys.stderr.write("\n")
             sys.exit(1)
         _crashed(hal.log, hal, e)

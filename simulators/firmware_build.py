@@ -8,7 +8,7 @@ needs from micropython-lib (installed with `mpremote mip`).
       board.json         boards/<board>.json
       manifest.json      {"board", "app", "firmware", "mip": [...], "files": {path: sha256}}
       lib/protocols/...  .mpy
-      lib/firmware/...   .mpy (the runtime, its provisioning commands and this app)
+      lib/firmware/...   .mpy (the runtime and this app)
       lib/boards/hal_<port>.mpy
 """
 
@@ -27,7 +27,6 @@ from .micropython import SOURCE_ROOT
 
 BOARDS = SOURCE_ROOT / "boards"
 APPS = SOURCE_ROOT / "firmware" / "apps"
-COMMANDS = SOURCE_ROOT / "firmware" / "commands"  # the provisioning commands: on every board
 # What each port needs from micropython-lib on a real board, by capability used.
 MIP_PACKAGES = {"rp2": {"ble": ["aioble"]}, "esp32": {"ble": ["aioble"]}}
 BOARD_KEYS = ("name", "port", "aliases", "power_ua")
@@ -35,7 +34,7 @@ RUNTIME_ALIASES = ("link_uart", "status_led")  # the console's port, the LED `id
 # Heap is what a board lacks, so the .mpy files carry no line numbers (a crash is logged as its
 # type and message) and name their source by module name, a qstr the board holds anyway.
 MPY_CROSS_OPTIONS = ("-X", "no-source-lines")
-RUNTIME = ("config_store.py", "runtime.py")
+RUNTIME = ("config_store.py", "provisioning.py", "runtime.py")
 # A board's protocols.cbor is the compact codec itself, compiled under the switch's name: the
 # switch, which picks cbor2 on CPython, would cost the board a module and its names for nothing.
 BOARD_MODULES = {Path("protocols/cbor.py"): Path("protocols/cbor_compact.py")}
@@ -47,7 +46,10 @@ def boards() -> list[str]:
 
 
 def apps() -> list[str]:
-    return sorted(p.stem for p in APPS.glob("*.py") if p.stem != "__init__")
+    """The apps a board can run: modules of firmware/apps with a `main` (the others are their
+    helpers and cold commands)."""
+    main = re.compile(r"^(async )?def main\(", re.MULTILINE)
+    return sorted(p.stem for p in APPS.glob("*.py") if main.search(p.read_text()))
 
 
 def load_board(name: str) -> dict:
@@ -100,7 +102,6 @@ def sources(board: dict, app: str) -> list[Path]:
              if p.name != "__init__.py"]  # fmt: skip
     files = [f for f in files if f not in NOT_ON_BOARDS]
     files += [Path("firmware", name) for name in RUNTIME]
-    files += [p.relative_to(SOURCE_ROOT) for p in COMMANDS.glob("*.py") if p.name != "__init__.py"]
     files += [Path("firmware/apps", f"{name}.py") for name in app_modules(app)]
     hal = Path("boards", f"hal_{board['port']}.py")
     files += [hal]

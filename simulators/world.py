@@ -124,7 +124,8 @@ class SimBoard:
         hal = self.world.host_sim_hal()
         env = dict(
             os.environ,
-            MICROPYPATH=f"{hal}:lib:.frozen",  # lib relative: module paths are qstrs in its heap
+            # relative paths: module paths are strings in the board's heap
+            MICROPYPATH=f"{os.path.relpath(hal, self.firmware)}:lib:.frozen",
             LUCIOLE_BOARD_FILE=str(self.world.firmware_for(self.spec.app) / "board.json"),
             LUCIOLE_SIM=json.dumps(instance),
         )

@@ -12,9 +12,18 @@ import time
 from pathlib import Path
 
 import pytest
+import serial
 
 from luciole.protocols.ble import adv, ibeacon
 from luciole.simulators import micropython
+from luciole.simulators.bench.firmware import (
+    GOAL_HEAP,
+    PROVISIONED,
+    ConsoleClient,
+    _fed,
+    put_on_air,
+)
+from luciole.simulators.firmware_build import apps
 from luciole.simulators.street import Street
 from luciole.simulators.world import BoardSpec, World
 
@@ -110,6 +119,50 @@ def test_a_build_carries_the_aliases_its_app_uses_and_refuses_a_board_without_th
     ]
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "c3-luminaire").exists()
+
+
+# What a technician and the gateway ask each app, besides what put_on_air gives a luminaire; the
+# id takes every character an id may hold (a board must not keep one name per character).
+PROVISIONING = [
+    ("identify", None),
+    ("config-get", None),
+    ("config-set", {"values": {"label": "bay 12, rue Guynemer"}}),
+    ("config-set", {"values": {"id": "abcdefghijklmnopqrstuvwxyz-0123456789"}}),
+    ("info", None),
+]
+APP_COMMANDS = {
+    "parking_sensor": [("calibrate", {}), ("parking-status", None)],
+    "luminaire": [("lifi-status", None), ("dim", {"level_pct": 30})],
+}
+
+
+def _ask_all(tty_path, commands):
+    with serial.Serial(str(tty_path), timeout=0.1) as port:
+        console = ConsoleClient(port)
+        return [console.ask(name, args) for name, args in commands]
+
+
+async def test_every_app_answers_every_command_in_the_goal_heap(tmp_path):
+    """The steady loop fits the goal's 64k heap, and so do the cold commands a board loads on
+    top of it, one at a time (docs/firmware.md, Memory): no MemoryError, no restart."""
+    async with World(tmp_path, speed=30, heap=GOAL_HEAP) as world:
+        boards = {app: world.add(BoardSpec(f"goal-{app}", app, config=PROVISIONED.get(app, {})))
+                  for app in apps()}  # fmt: skip
+        await _fed(list(boards.values()), 90, feeds=1)
+        await asyncio.to_thread(put_on_air, boards["luminaire"].tty_path)
+        replies = {}
+        for app, board in boards.items():
+            commands = APP_COMMANDS.get(app, []) + PROVISIONING
+            try:
+                replies[app] = await asyncio.to_thread(_ask_all, board.tty_path, commands)
+            except TimeoutError as e:
+                pytest.fail(f"{app}: {e}\n{board.log_path.read_text()[-2000:]}")
+            info = replies[app][-1]
+            assert info["boots"] == 1 and board.starts == 1, board.log_path.read_text()
+            assert 0 < info["heap_used"] < 64 * 1024
+    calibrated, status = replies["parking_sensor"][:2]
+    assert status["calibrated"] and status["baseline_ut"] == calibrated["baseline_ut"]
+    assert replies["luminaire"][1] == {"ok": True, "level_pct": 30}
 
 
 async def test_the_watchdog_resets_a_board_that_stops(tmp_path):

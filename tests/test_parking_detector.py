@@ -8,7 +8,7 @@ import random
 import pytest
 
 from luciole.firmware.apps.energy import battery_years, charges_uas, report
-from luciole.firmware.apps.parking_calibrate import calibrate
+from luciole.firmware.apps.parking_calibrate import calibrate_detector
 from luciole.firmware.apps.parking_detector import (
     _ON_UT,
     IDLE_MS,
@@ -30,7 +30,7 @@ def calibrated(baseline=EMPTY, seed=1):
     detector = Detector()
     for _ in range(WINDOW):
         detector.feed(IDLE_MS, *noisy(baseline, rng))
-    calibrate(detector)
+    calibrate_detector(detector)
     return detector
 
 
@@ -51,7 +51,7 @@ def street_calibrated(street, bay, at_s=60.0):
     detector = Detector()
     for k in range(WINDOW):
         detector.feed(IDLE_MS, *street.field_ut(bay, at_s + 2 * k))
-    calibrate(detector)
+    calibrate_detector(detector)
     return detector
 
 
@@ -67,7 +67,7 @@ def test_calibration_refused_with_a_car_over_the_sensor():
     for _ in range(WINDOW):
         detector.feed(IDLE_MS, *noisy(car_over, rng))
     with pytest.raises(ValueError, match="vehicle or steel over the sensor"):
-        calibrate(detector)
+        calibrate_detector(detector)
     assert detector.baseline is None
 
 
@@ -77,10 +77,10 @@ def test_calibration_refused_while_a_car_is_detected_unless_forced():
     run(detector, street, 0, 100.0, 1200.0)
     assert detector.occupied
     with pytest.raises(ValueError, match="vehicle is detected"):
-        calibrate(detector)
+        calibrate_detector(detector)
     # the technician's override still refuses what does not look like Earth's field
     with pytest.raises(ValueError, match="away from Earth's field"):
-        calibrate(detector, force=True)
+        calibrate_detector(detector, force=True)
 
 
 def test_calibration_refused_when_noisy():
@@ -89,14 +89,14 @@ def test_calibration_refused_when_noisy():
     for _ in range(WINDOW):
         detector.feed(IDLE_MS, *noisy(EMPTY, rng, sigma_ut=3.0))
     with pytest.raises(ValueError, match="too noisy"):
-        calibrate(detector)
+        calibrate_detector(detector)
 
 
 def test_calibration_needs_enough_readings():
     detector = Detector()
     detector.feed(IDLE_MS, *EMPTY)
     with pytest.raises(ValueError, match="not enough readings"):
-        calibrate(detector)
+        calibrate_detector(detector)
 
 
 def test_drift_is_tracked_while_vacant_only():

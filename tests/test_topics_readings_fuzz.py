@@ -1,6 +1,7 @@
 """Topic parsing and reading bodies, fed random and damaged input: only DecodeError escapes."""
 
 import contextlib
+import re
 
 import cbor2
 from hypothesis import given
@@ -8,6 +9,7 @@ from hypothesis import strategies as st
 
 from luciole.protocols import readings
 from luciole.protocols.errors import DecodeError
+from luciole.protocols.ids import is_valid_id
 from luciole.protocols.topics import PATTERNS, Topics
 
 TOPICS = Topics("issy")
@@ -22,6 +24,16 @@ def test_any_topic_parses_or_is_refused(levels):
     except DecodeError:
         return
     assert name in PATTERNS and TOPICS.build(name, *ids) == topic
+
+
+ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")  # DESIGN.md section 4
+
+
+@given(st.text(alphabet="az09-A_.\u00e9 ", max_size=70) | st.text(max_size=70))
+def test_an_id_is_valid_exactly_when_it_matches_the_contract(text):
+    # the check reads bytes, not characters (a board would keep each character it made as a
+    # name): the contract's regex decides all the same
+    assert is_valid_id(text) == bool(ID_PATTERN.fullmatch(text))
 
 
 body_values = st.recursive(

@@ -21,9 +21,9 @@ _EARTH_Z_UT = const(-42.9)
 _EARTH_TOLERANCE_UT = const(12.0)
 
 
-def run(sensor, args):
+def calibrate(sensor, args):
     # a refusal is a ValueError saying why: the console replies with it
-    baseline = calibrate(sensor.detector, bool(args.get("force", False)))
+    baseline = calibrate_detector(sensor.detector, bool(args.get("force", False)))
     sensor.device.config.update({"parking_baseline_ut": list(baseline)})
     sensor.report_now = True  # the bay's state goes out at once
     rounded = [round(baseline[0], 2), round(baseline[1], 2), round(baseline[2], 2)]
@@ -31,7 +31,7 @@ def run(sensor, args):
     return {"baseline_ut": rounded}
 
 
-def calibrate(detector, force=False):
+def calibrate_detector(detector, force=False):
     """Makes the mean of the detector's recent samples the empty bay's baseline; returns it.
     Raises ValueError, saying why, when the bay does not look empty or the signal is noisy.
     force skips only the "vehicle detected" check, for a technician standing at an empty bay

@@ -40,18 +40,19 @@ _SETTLE_MS = const(10000)  # after an arrival, the car may still be coming to re
 # current state every HEARTBEAT_S.
 REPORT_REPEATS = const(3)
 HEARTBEAT_S = const(600)
-# Thresholds and time constants (what they do: the comment at the top)
+# Thresholds and time constants (what they do: the comment at the top). Whole ones are ints:
+# const() inlines an int, where every float is an object in the board's heap.
 _ON_UT = const(3.5)
-_OFF_UT = const(3.0)
+_OFF_UT = const(3)
 _TRIGGER_UT = const(2.8)
-_RELEASE_UT = const(1.0)
+_RELEASE_UT = const(1)
 _REST_RATIO = const(0.25)
-_STEP_UT = const(2.0)
-_WEAK_UT = const(6.0)
-_MANOEUVRE_UT = const(5.0)
+_STEP_UT = const(2)
+_WEAK_UT = const(6)
+_MANOEUVRE_UT = const(5)
 _OVER_UT = const(2.3)
-_TRACK_TAU_S = const(3600.0)
-_RECENT_TAU_S = const(120.0)
+_TRACK_TAU_S = const(3600)
+_RECENT_TAU_S = const(120)
 SAMPLE = const("<3d")  # a sample in the window: x, y, z
 SAMPLE_BYTES = const(24)
 

@@ -7,7 +7,6 @@
 from binascii import unhexlify
 
 from firmware.apps.parking_detector import HEARTBEAT_S, IDLE_MS, REPORT_REPEATS, Detector
-from protocols.ble import adv_build as adv  # the building half only: less heap
 from protocols.ble import bthome_encode as bthome  # the encoding half only: less heap
 
 try:
@@ -75,7 +74,7 @@ class ParkingSensor:
             packet_id=self._packet_id,
         )
         self._counter += 1
-        radio.advertise(adv.build(service_data={bthome.UUID16: frame}), _ADV_INTERVAL_MS)
+        radio.advertise(bthome.advert(frame), _ADV_INTERVAL_MS)
         await self.hal.clock.sleep_ms(repeats * _ADV_INTERVAL_MS)
         radio.stop()
         self.adverts += repeats

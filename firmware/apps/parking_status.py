@@ -15,7 +15,7 @@ except ImportError:
 _CELL_MAH = const(2600)
 
 
-def run(sensor, args):
+def parking_status(sensor, args):
     detector = sensor.detector
     b = detector.baseline
     out = {

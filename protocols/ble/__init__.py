@@ -1,1 +1,1 @@
-# BLE advertisement codecs: adv (AD structures), bthome (+ bthome_objects, ccm), ibeacon, eddystone.
+# BLE advertisement codecs: adv (AD structures), bthome (+ bthome_encode, ccm), ibeacon, eddystone.

@@ -2,18 +2,17 @@
 #   plaintext: device-info | objects
 #   encrypted: device-info | AES-CCM(objects) | counter (u32 LE) | MIC (4)
 # device-info: bit 0 encrypted, bit 2 trigger-based, bits 5-7 version (2). Objects (id byte and
-# fixed-size value, ids low to high, packet id 0x00 first) are bthome_objects.py's. AES-CCM: 4-byte
+# fixed-size value, ids low to high, packet id 0x00 first) are bthome_encode.py's. AES-CCM: 4-byte
 # MIC, nonce = MAC | d2 fc | device-info | counter.
 # Decoding here; encoding in bthome_encode.py (what a board imports), re-exported here.
 import struct
 
 from ..errors import DecodeError
-from .bthome_encode import UUID16, encode  # noqa: F401 (the API)
+from .bthome_encode import FORMATS, SIGNED, UUID16, advert, encode, spec  # noqa: F401 (the API)
 from .bthome_encode import cached_cipher as _cached_cipher
 from .bthome_encode import mac_bytes as _mac_bytes
 from .bthome_encode import new_cipher as _new_cipher
 from .bthome_encode import nonce as _nonce
-from .bthome_objects import FORMATS, SIGNED, spec
 
 try:
     from micropython import const
@@ -65,7 +64,7 @@ NAMES = {
     0xF0: ("device_type_id", None),
     0xF1: ("firmware_version", None),
 }
-# id: (name, unit, size in bytes, signed, scale), the decoder's view (scale: bthome_objects.spec)
+# id: (name, unit, size in bytes, signed, scale), the decoder's view (scale: bthome_encode.spec)
 OBJECTS = {i: NAMES[i] + spec(i) for i in (FORMATS[k] for k in range(0, len(FORMATS), 2))}
 
 

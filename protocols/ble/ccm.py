@@ -21,10 +21,14 @@ _A_FLAGS = const(0x01)  # L' = 1
 _ECB = const(1)
 
 
+# BTHome's parameters, all this CCM takes: one message for any other
+_ONLY = const("CCM here takes a 16-byte key, a 13-byte nonce, a 4-byte MIC and no associated data")
+
+
 class CCM:
     def __init__(self, key, tag_length=_MIC_LEN):
         if len(key) != 16 or tag_length != _MIC_LEN:
-            raise ValueError("CCM here takes a 16-byte key and a 4-byte MIC")
+            raise ValueError(_ONLY)
         self._ecb = aes(bytes(key), _ECB)
 
     def encrypt(self, nonce, data, associated_data):
@@ -55,7 +59,7 @@ class CCM:
     def _keystream(self, nonce, associated_data, size):
         # S_0 (masks the MIC) then S_1.. (mask the data), all counter blocks in one ECB call.
         if len(nonce) != _NONCE_LEN or associated_data is not None:
-            raise ValueError("CCM here takes a 13-byte nonce and no associated data")
+            raise ValueError(_ONLY)
         head = bytes((_A_FLAGS,)) + nonce
         blocks = bytearray()
         for i in range((size + 15) // 16 + 1):

@@ -4,7 +4,8 @@ time.
 Part 1, heap: one sim board per app (every module of firmware/apps with a `main`) runs its steady
 loop for 10 simulated minutes at 30x in a world with the boards' heap (simulators/world.py
 FIRMWARE_HEAP); a luminaire's steady loop sends light, so it first gets a carousel over its
-console, as the gateway gives it. Then the board answers `info`: peak live heap (sampled by the
+console, as the gateway gives it, and a parking sensor's advertises, so it is keyed and
+calibrated (PROVISIONED). Then the board answers `info`: peak live heap (sampled by the
 runtime after a gc.collect every 2 simulated seconds) and boots (1: no crash, no watchdog reset).
 A twin board runs the same app under the goal's `-X heapsize=64k` in a second world, to say
 whether the app fits there yet, and if not why (from its log).
@@ -30,7 +31,7 @@ import serial
 from luciole.protocols import cbor, lifi_phy, link
 
 from ..firmware_build import APPS, apps
-from ..world import FIRMWARE_HEAP, BoardSpec, World
+from ..world import EARTH_FIELD_UT, FIRMWARE_HEAP, BoardSpec, World
 from . import print_table
 
 GOAL_HEAP = "64k"
@@ -39,6 +40,14 @@ STEADY_S = 600  # simulated seconds of steady loop per app
 HEAP_SPEED = 30
 CONTENT_FRAMES = 8  # a luminaire's carousel in part 1
 CONTENT_CHIP_RATE_HZ = 1_000_000
+# a parking sensor as a technician leaves it: keyed and calibrated, so that its steady loop
+# advertises (encrypted BTHome, a heartbeat every 10 minutes) as well as sampling
+PROVISIONED = {
+    "parking_sensor": {
+        "bthome_key": "00112233445566778899aabbccddeeff",
+        "parking_baseline_ut": list(EARTH_FIELD_UT),
+    }
+}
 LOAD_BOARDS = 20
 LOAD_WALL_S = 30
 MIN_LOAD_WALL_S = 6  # three feeds: fewer would time nothing
@@ -49,12 +58,6 @@ CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 def progress(text):
     print(f"[bench firmware] {text}", file=sys.stderr, flush=True)
-
-
-def app_names() -> list[str]:
-    """The apps a board can run: modules of firmware/apps with a `main` (others are helpers)."""
-    pattern = re.compile(r"^(async )?def main\(", re.MULTILINE)
-    return [app for app in apps() if pattern.search((APPS / f"{app}.py").read_text())]
 
 
 class ConsoleClient:
@@ -202,9 +205,10 @@ async def _heap_part(workdir: Path, names, steady_s):
     ):
         boards, twins = {}, {}
         for app in names:
-            boards[app] = world.add(BoardSpec(f"heap-{app}", app))
+            config = PROVISIONED.get(app, {})
+            boards[app] = world.add(BoardSpec(f"heap-{app}", app, config=config))
             firmware = world.firmware_for(app)
-            twins[app] = goal_world.add(BoardSpec(f"goal-{app}", app), firmware)
+            twins[app] = goal_world.add(BoardSpec(f"goal-{app}", app, config=config), firmware)
         failed = {}
         if "luminaire" in names:  # a luminaire's steady loop sends light
             await _fed([boards["luminaire"], twins["luminaire"]], BOOT_TIMEOUT_S, feeds=1)
@@ -306,7 +310,7 @@ async def _load_part(workdir: Path, names, window_s):
 def run(scale: float = 1.0):
     if scale <= 0:
         raise ValueError("scale must be positive")
-    names = app_names()
+    names = apps()
     if not names:
         raise RuntimeError(f"no app with a main in {APPS}")
     steady_s = STEADY_S * scale

@@ -26,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from luciole.firmware.apps.energy import battery_years, charges_uas
-from luciole.firmware.apps.parking_calibrate import calibrate
+from luciole.firmware.apps.parking_calibrate import calibrate_detector
 from luciole.firmware.apps.parking_detector import (
     HEARTBEAT_S,
     IDLE_MS,
@@ -239,7 +239,7 @@ def _calibrated_at(street, bay, t_s):
     for k in range(8):
         detector.feed(IDLE_MS, *street.field_ut(bay, t_s + 2 * k))
     try:
-        calibrate(detector)
+        calibrate_detector(detector)
     except ValueError:  # calibration refused
         return None, True
     return detector, False
