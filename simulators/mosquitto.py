@@ -5,6 +5,7 @@ broker that crashes.
 """
 
 import getpass
+import random
 import shutil
 import signal
 import socket
@@ -12,11 +13,29 @@ import subprocess
 import time
 from pathlib import Path
 
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 10000
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free 127.0.0.1 port below the kernel's ephemeral range, for a server to listen on. A
+    port in that range can be taken by an outgoing connection's own end while its server is
+    down (a client reconnecting to it may even connect to itself: TCP's simultaneous open), and
+    the server could not start again there ("Address already in use")."""
+    try:
+        first_ephemeral = int(EPHEMERAL_PORTS.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = 32768  # Linux's default
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(LOWEST_PORT, first_ephemeral)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use
+            return port
+    raise RuntimeError(f"no free port from {LOWEST_PORT} to {first_ephemeral - 1}")
 
 
 class Mosquitto:
