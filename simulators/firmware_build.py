@@ -89,7 +89,7 @@ def app_modules(app: str) -> set[str]:
         found.add(name)
         text = (APPS / f"{name}.py").read_text()
         for named in re.findall(r"(?:firmware\.apps\.|from \.)(\w+)", text):
-            if named not in found:
+            if named not in found and (APPS / f"{named}.py").is_file():
                 todo.append(named)
     return found
 

@@ -157,9 +157,12 @@ async def test_every_app_answers_every_command_in_the_goal_heap(tmp_path):
                 replies[app] = await asyncio.to_thread(_ask_all, board.tty_path, commands)
             except TimeoutError as e:
                 pytest.fail(f"{app}: {e}\n{board.log_path.read_text()[-2000:]}")
-            info = replies[app][-1]
+            identify, _, label_set, id_set, info = replies[app][-len(PROVISIONING) :]
+            assert identify["id"] == board.id
+            assert label_set == {"saved": ["label"], "reboot_needed": False}
+            assert id_set == {"saved": ["id"], "reboot_needed": True}
+            assert info["label"] == "bay 12, rue Guynemer"
             assert info["boots"] == 1 and board.starts == 1, board.log_path.read_text()
-            assert 0 < info["heap_used"] < 64 * 1024
     calibrated, status = replies["parking_sensor"][:2]
     assert status["calibrated"] and status["baseline_ut"] == calibrated["baseline_ut"]
     assert replies["luminaire"][1] == {"ok": True, "level_pct": 30}

@@ -33,6 +33,7 @@ class ParkingSensor:
         self.hal = hal
         self.device = device
         self.battery = hal.open("battery")
+        self.radio = hal.open("radio")
         self.detector = Detector(baseline=device.config.get("parking_baseline_ut", None))
         # at boot and after calibrate: the city (and the technician) learn the bay's state at
         # once, not at the next heartbeat
@@ -55,7 +56,7 @@ class ParkingSensor:
         if self.detector.baseline is None:
             device.log("warning", "not calibrated: run calibrate with the bay empty")
 
-    async def send(self, radio, repeats):
+    async def send(self, repeats):
         battery_mv = self.battery.read_mv()
         if self._key is None:
             return
@@ -68,21 +69,20 @@ class ParkingSensor:
         self._packet_id = (self._packet_id + 1) & 0xFF
         frame = bthome.encode(
             [(_OCCUPANCY, 1 if self.detector.occupied else 0), (_BATTERY, percent)],
-            mac=radio.address,
+            mac=self.radio.address,
             key=self._key,
             counter=self._counter,
             packet_id=self._packet_id,
         )
         self._counter += 1
-        radio.advertise(bthome.advert(frame), _ADV_INTERVAL_MS)
+        self.radio.advertise(bthome.advert(frame), _ADV_INTERVAL_MS)
         await self.hal.clock.sleep_ms(repeats * _ADV_INTERVAL_MS)
-        radio.stop()
+        self.radio.stop()
         self.adverts += repeats
         self.bursts += 1
 
     async def run(self):
         magnetometer = self.hal.open("magnetometer")
-        radio = self.hal.open("radio")
         clock = self.hal.clock
         detector = self.detector
         last_ms = clock.ticks_ms()
@@ -100,7 +100,7 @@ class ParkingSensor:
             self.elapsed_s += dt_ms / 1000
             if detector.feed(dt_ms, x, y, z):
                 self.device.log("info", "bay %s" % ("occupied" if detector.occupied else "vacant"))
-                await self.send(radio, REPORT_REPEATS)
+                await self.send(REPORT_REPEATS)
                 last_report_ms = now_ms
                 self.report_now = False
             elif (
@@ -108,7 +108,7 @@ class ParkingSensor:
                 and detector.next_ms() == IDLE_MS  # not while a burst is judging the bay
                 and (self.report_now or now_ms - last_report_ms >= HEARTBEAT_S * 1000)
             ):
-                await self.send(radio, 1)
+                await self.send(1)
                 last_report_ms = now_ms
                 self.report_now = False
             wait_ms = detector.next_ms()
